@@ -19,12 +19,12 @@ static int setup(void **state)
     return 0;
 }
 
-static struct sig_slice S(const char *s)
-{
+static struct sig_slice S(const char *s) {
     return sig_slice_from_cstr(s);
 }
 
-static void assert_slice(struct sig_slice got, const char *want)
+static void
+assert_slice(struct sig_slice got, const char *want)
 {
     assert_int_equal(got.len, strlen(want));
     assert_memory_equal(got.ptr, want, got.len);
@@ -185,17 +185,28 @@ static void test_headers(void **state)
 {
     (void)state;
     const char *kv[] = {
-        "Host",         "example.amazonaws.com",
-        "My-Header1",   "  value1   value2\t\tvalue3  ",
-        "my-header2",   "\"a   b\"",
-        "MY-HEADER1",   "second",
-        "Connection",   "keep-alive",
-        "User-Agent",   "curl/8",
-        "Expect",       "100-continue",
-        "Proxy-Authorization", "x",
-        "X-Amzn-Trace-Id", "Root=1",
-        "Folded",       "line1\r\n  line2\n\tline3",
-        "Empty",        "",
+        "Host",
+        "example.amazonaws.com",
+        "My-Header1",
+        "  value1   value2\t\tvalue3  ",
+        "my-header2",
+        "\"a   b\"",
+        "MY-HEADER1",
+        "second",
+        "Connection",
+        "keep-alive",
+        "User-Agent",
+        "curl/8",
+        "Expect",
+        "100-continue",
+        "Proxy-Authorization",
+        "x",
+        "X-Amzn-Trace-Id",
+        "Root=1",
+        "Folded",
+        "line1\r\n  line2\n\tline3",
+        "Empty",
+        "",
     };
     struct sig_slice canon, list;
     assert_int_equal(headers(kv, sizeof(kv) / sizeof(kv[0]) / 2, &canon, &list), SIG_OK);

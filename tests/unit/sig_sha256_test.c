@@ -43,8 +43,7 @@ static void test_sha256_iov_matches_one_shot(void **state)
 
     /* Every split point, including empty segments. */
     for (size_t cut = 0; cut <= sizeof(data); cut += 37) {
-        struct sig_slice segs[3] = {
-            {data, cut}, {data + cut, 0}, {data + cut, sizeof(data) - cut}};
+        struct sig_slice segs[3] = {{data, cut}, {data + cut, 0}, {data + cut, sizeof(data) - cut}};
         struct sig_sha256 h;
         sig_sha256_init(&h);
         sig_sha256_update_iov(&h, segs, 3);

@@ -24,12 +24,12 @@ static struct sig_params params;
 static struct sig_credentials creds;
 static struct sig_result res;
 
-static struct sig_slice S(const char *s)
-{
+static struct sig_slice S(const char *s) {
     return sig_slice_from_cstr(s);
 }
 
-static void assert_slice(struct sig_slice got, const char *want)
+static void
+assert_slice(struct sig_slice got, const char *want)
 {
     assert_int_equal(got.len, strlen(want));
     assert_memory_equal(got.ptr, want, got.len);
