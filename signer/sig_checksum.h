@@ -21,14 +21,18 @@
  *
  * zlib's convention: start from 0 and feed the previous result back in, so
  * update(update(0, a), b) == update(0, a || b). `p` may be NULL when n == 0.
- * CRC-32 runs slice-by-8 tables; CRC-32C uses the SSE4.2 crc32 instruction when the CPU has
- * it (checked once at load time) and slice-by-8 tables otherwise.
+ * CRC-32 folds with the PCLMULQDQ carry-less multiply and CRC-32C uses the SSE4.2 crc32
+ * instruction when the CPU has them (checked once at load time); both fall back to slice-by-8
+ * tables (and use them for short inputs and tails).
  */
 uint32_t sig_crc32_update(uint32_t crc, const void *p, size_t n);
 uint32_t sig_crc32c_update(uint32_t crc, const void *p, size_t n);
-/* The table-driven CRC-32C, whatever the CPU; exposed so tests can hold the two paths
- * against each other. */
+/* The table-driven versions, whatever the CPU; exposed so tests can hold the accelerated
+ * paths against them. */
+uint32_t sig_crc32_update_portable(uint32_t crc, const void *p, size_t n);
 uint32_t sig_crc32c_update_portable(uint32_t crc, const void *p, size_t n);
+/* True if sig_crc32_update uses PCLMULQDQ (with SSE4.1) on this CPU. */
+bool sig_crc32_hw_available(void);
 /* True if sig_crc32c_update uses the SSE4.2 instruction on this CPU. */
 bool sig_crc32c_hw_available(void);
 

@@ -11,7 +11,8 @@
  *   zlib.crc32(d); crc32c_bitwise(d); base64.b64encode(struct.pack(">I", crc))
  *   base64.b64encode(hashlib.sha256(d).digest())
  *
- * Every length 0..1000 is also checked against a bit-at-a-time C reference below.
+ * Every length 0..1000 is also checked against a bit-at-a-time C reference below, and the
+ * accelerated paths (PCLMULQDQ CRC-32, SSE4.2 CRC-32C) against the tables.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -68,8 +69,11 @@ static void test_crc32c_dispatch(void **state)
 #if defined(__x86_64__)
     __builtin_cpu_init();
     assert_int_equal(sig_crc32c_hw_available(), __builtin_cpu_supports("sse4.2") != 0);
+    assert_int_equal(sig_crc32_hw_available(),
+                     __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1"));
 #else
     assert_false(sig_crc32c_hw_available());
+    assert_false(sig_crc32_hw_available());
 #endif
 }
 
@@ -101,10 +105,30 @@ static void test_crc_all_lengths_vs_bitwise(void **state)
             uint32_t want32 = crc_bitwise(0xEDB88320u, p, n);
             uint32_t want32c = crc_bitwise(0x82F63B78u, p, n);
             assert_int_equal(sig_crc32_update(0, p, n), want32);
+            assert_int_equal(sig_crc32_update_portable(0, p, n), want32);
             assert_int_equal(sig_crc32c_update(0, p, n), want32c);
             assert_int_equal(sig_crc32c_update_portable(0, p, n), want32c);
         }
     }
+}
+
+/* Longer inputs around the accelerated paths' block boundaries (64-byte folds, 16-byte tail
+ * blocks, byte tails) and every alignment, against the tables. */
+static void test_crc_long_vs_portable(void **state)
+{
+    (void)state;
+    for (size_t off = 0; off < 16; off++) {
+        for (size_t n = PAT_LEN - 16 - 130; n <= PAT_LEN - 16; n++) {
+            const uint8_t *p = pat + off;
+            assert_int_equal(sig_crc32_update(0, p, n), sig_crc32_update_portable(0, p, n));
+            assert_int_equal(sig_crc32c_update(0, p, n), sig_crc32c_update_portable(0, p, n));
+        }
+    }
+    /* A non-zero incoming CRC goes through the accelerated path correctly too. */
+    uint32_t c = sig_crc32_update(0, pat, 5);
+    assert_int_equal(sig_crc32_update(c, pat + 5, PAT_LEN - 5), 0x5d1c4ee3u);
+    c = sig_crc32c_update(0, pat, 5);
+    assert_int_equal(sig_crc32c_update(c, pat + 5, PAT_LEN - 5), 0xe1c2f7e8u);
 }
 
 /* Feeding the data in pieces of every split gives the one-shot value. */
@@ -319,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_crc32c_dispatch),
         cmocka_unit_test(test_crc_python_values),
         cmocka_unit_test(test_crc_all_lengths_vs_bitwise),
+        cmocka_unit_test(test_crc_long_vs_portable),
         cmocka_unit_test(test_crc_incremental),
         cmocka_unit_test(test_base64_rfc4648),
         cmocka_unit_test(test_base64_all_bytes),
