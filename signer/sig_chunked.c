@@ -122,7 +122,8 @@ static enum sig_err check_trailer_name(struct sig_slice name, struct sig_slice p
     SIG_ENSURE(name.len >= 1 && name.len <= SIG_CHUNKED_MAX_TRAILER_NAME, SIG_ERR_BAD_HEADER_NAME);
     for (size_t i = 0; i < name.len; i++)
         SIG_ENSURE(is_lower_tchar(name.ptr[i]), SIG_ERR_BAD_HEADER_NAME);
-    /* The signer appends this one itself; a caller's copy would be a forgery vector. */
+    /* The signature line is the signer's to write; a caller-supplied one would put two
+     * x-amz-trailer-signature lines in the body. */
     SIG_ENSURE(!sig_slice_eq(name, SIG_SLICE_LIT(TRAILER_SIG_NAME)), SIG_ERR_BAD_HEADER_NAME);
     SIG_ENSURE(prev.ptr == NULL || slice_cmp(prev, name) < 0, SIG_ERR_INVALID_ARG);
     return SIG_OK;

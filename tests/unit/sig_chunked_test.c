@@ -20,6 +20,9 @@
  *    S/uzyIg=\n"), where the values are base64(crc32 big-endian) and base64(sha256) of the
  *    66560 bytes (zlib.crc32, hashlib.sha256). The body hashes are sha256 of the bodies
  *    assembled in Python with the framing of the documents.
+ *  - The unsigned-trailer bodies are byte for byte what botocore 1.29's AwsChunkedWrapper
+ *    produces (chunk_size=65536, Crc32Checksum, name x-amz-checksum-crc32): its sha256 for the
+ *    66560 bytes is the one below, and for an empty body it is the literal below.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -340,6 +343,29 @@ static void test_unsigned_trailer_body(void **state)
     assert_int_equal(clen, 66612);
     assert_sha256_hex(body, b.len,
                       "342b2e21844e54fce0eb3602c31428181cf979e14a3ef1b9ed50a00a0f56263a");
+}
+
+/* An empty body in the unsigned-trailer mode, as botocore frames it. */
+static void test_unsigned_trailer_empty_body(void **state)
+{
+    (void)state;
+    struct sig_buf b;
+    struct sig_checksum ck;
+    char crc[SIG_CHECKSUM_MAX_B64 + 1];
+
+    assert_int_equal(sig_checksum_init(&ck, SIG_CHECKSUM_CRC32), SIG_OK);
+    sig_checksum_final_b64(&ck, crc);
+    const struct sig_header tr = {sig_checksum_header_name(SIG_CHECKSUM_CRC32), S(crc)};
+    sig_buf_init(&b, body, sizeof(body));
+    assert_int_equal(sig_chunk_header(&b, 0, S("")), SIG_OK);
+    assert_int_equal(sig_chunked_trailers(&b, SIG_CHUNKED_UNSIGNED_TRAILER, &tr, 1, S("")), SIG_OK);
+    assert_slice(sig_buf_slice(&b), "0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n");
+
+    const struct sig_trailer_size ts = {tr.name, sig_checksum_b64_len(SIG_CHECKSUM_CRC32)};
+    uint64_t clen = 0;
+    assert_int_equal(
+        sig_chunked_encoded_length(SIG_CHUNKED_UNSIGNED_TRAILER, 0, 65536, &ts, 1, &clen), SIG_OK);
+    assert_int_equal(clen, b.len);
 }
 
 /* The length formula agrees with actually framing bodies of awkward sizes in every mode. */
@@ -822,6 +848,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_doc_trailer_example, before, after),
         cmocka_unit_test_setup_teardown(test_two_trailers_python, before, after),
         cmocka_unit_test_setup_teardown(test_unsigned_trailer_body, before, after),
+        cmocka_unit_test_setup_teardown(test_unsigned_trailer_empty_body, before, after),
         cmocka_unit_test_setup_teardown(test_encoded_length_matches_framing, before, after),
         cmocka_unit_test_setup_teardown(test_encoded_length_limits, before, after),
         cmocka_unit_test_setup_teardown(test_chunk_header_limits, before, after),
