@@ -90,6 +90,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_feed(struct px_conn *conn);
 static void reset_request(struct px_conn *conn);
+static void drain_done(struct px_conn *conn);
 
 void px_conn_arm_timer(struct px_conn *conn, uint32_t ms)
 {
@@ -160,8 +161,16 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (!conn->in_value) {
         conn->in_value = true;
         h->value_off = (uint32_t)conn->head.len;
+    } else if (!(at == conn->seg_start && conn->value_cont_ok)) {
+        /* A second span of the same value that does not simply continue the previous input
+         * segment: llhttp skipped a line break, i.e. obs-fold (RFC 9112 5.2), refused because
+         * intermediaries disagree about it. */
+        return refuse(conn, PX_ERR_BAD_REQUEST, "obsolete line folding in a header value");
     }
     h->value_len += (uint32_t)len;
+    /* Only a span that ran to the end of its segment may continue at the very start of the
+     * next segment. */
+    conn->value_at_seg_end = at + len == conn->seg_end;
     return head_append(conn, at, len);
 }
 
@@ -938,7 +947,7 @@ void px_conn_response_done(struct px_conn *conn)
         bufferevent_setwatermark(conn->client, EV_WRITE, 0, 0);
         px_conn_arm_timer(conn, conn->w->cfg->client_idle_timeout_ms);
         if (evbuffer_get_length(bufferevent_get_output(conn->client)) == 0)
-            px_conn_close(conn);
+            drain_done(conn);
         return;
     }
     px_conn_set_state(conn, PX_STATE_READ_HEAD);
@@ -989,6 +998,10 @@ static void client_feed(struct px_conn *conn)
             px_conn_arm_timer(conn, cfg->client_idle_timeout_ms);
         }
         const char *p = v.iov_base;
+        conn->seg_start = p;
+        conn->seg_end = p + v.iov_len;
+        conn->value_cont_ok = conn->value_at_seg_end;
+        conn->value_at_seg_end = false;
         enum llhttp_errno e = llhttp_execute(&conn->req_parser, p, v.iov_len);
         size_t used = v.iov_len;
         if (e == HPE_PAUSED) {
@@ -1022,6 +1035,26 @@ static void client_feed(struct px_conn *conn)
     }
 }
 
+/*
+ * The final response is flushed. Closing now with unread request bytes in the socket would
+ * make the kernel send RST, which can destroy the response before the client reads it; so
+ * shut the write side and discard input until the client closes or a short timer expires
+ * (lingering close, as nginx and Apache do).
+ */
+static void drain_done(struct px_conn *conn)
+{
+    if (conn->lingering)
+        return;
+    if (conn->req_complete && evbuffer_get_length(bufferevent_get_input(conn->client)) == 0) {
+        px_conn_close(conn);
+        return;
+    }
+    conn->lingering = true;
+    shutdown(bufferevent_getfd(conn->client), SHUT_WR);
+    bufferevent_enable(conn->client, EV_READ);
+    px_conn_arm_timer(conn, 2000);
+}
+
 void px_conn_resume_client(struct px_conn *conn)
 {
     if (conn->closing || conn->req_complete)
@@ -1032,10 +1065,14 @@ void px_conn_resume_client(struct px_conn *conn)
 
 static void client_read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
     struct px_conn *conn = arg;
     if (conn->closing)
         return;
+    if (conn->lingering) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
     client_feed(conn);
 }
 
@@ -1046,7 +1083,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
         return;
     if (conn->state == PX_STATE_DRAIN) {
         if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-            px_conn_close(conn);
+            drain_done(conn);
         return;
     }
     if (conn->state == PX_STATE_STREAM_BODY || conn->state == PX_STATE_READ_RESP_HEAD)
@@ -1059,6 +1096,10 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     struct px_conn *conn = arg;
     if (conn->closing)
         return;
+    if (conn->lingering || conn->state == PX_STATE_DRAIN) {
+        px_conn_close(conn);
+        return;
+    }
     if ((what & BEV_EVENT_EOF) && conn->state == PX_STATE_READ_HEAD && conn->head.len == 0 &&
         conn->url_len == 0) {
         px_conn_close(conn); /* keep-alive connection closed between requests */

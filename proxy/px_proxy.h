@@ -124,6 +124,11 @@ struct px_conn {
     size_t hdr_count;
     bool in_value;
     bool head_started;
+    /* obs-fold detection: llhttp reports a folded line as a second value span */
+    const char *seg_start, *seg_end;
+    bool value_cont_ok;    /* the previous segment ended inside a header value */
+    bool value_at_seg_end; /* the last value span ran to the end of its segment */
+    bool lingering;        /* DRAIN: write side shut, discarding input until EOF (no RST) */
     size_t head_bytes_fed;
     enum px_err parse_err; /* set by a callback that refuses input */
     char parse_reason[400];
