@@ -431,6 +431,14 @@ static void describe_connect_error(struct px_conn *conn, short what, char *why, 
                  evutil_gai_strerror(dns_err));
         return;
     }
+    int se = EVUTIL_SOCKET_ERROR();
+    if (!(what & BEV_EVENT_EOF) && se != 0 && se != EAGAIN && se != EINPROGRESS &&
+        (up->ssl == NULL || se == ECONNREFUSED || se == ETIMEDOUT || se == EHOSTUNREACH ||
+         se == ENETUNREACH || se == ECONNRESET)) {
+        snprintf(why, n, "cannot connect to upstream %s:%u: %s", conn->connect_host,
+                 conn->connect_port, evutil_socket_error_to_string(se));
+        return;
+    }
     if (up->ssl != NULL) {
         long vr = SSL_get_verify_result(up->ssl);
         unsigned long e = 0, last = 0;
@@ -442,15 +450,23 @@ static void describe_connect_error(struct px_conn *conn, short what, char *why, 
                      X509_verify_cert_error_string(vr));
             return;
         }
+        if (last == SSL_ERROR_SYSCALL && ERR_GET_LIB(last) == 0) {
+            /* libevent reports a socket-level failure under TLS as SSL_ERROR_SYSCALL; the
+             * errno is gone by now. */
+            snprintf(why, n,
+                     "cannot connect to upstream %s:%u: connection refused, reset or closed "
+                     "before the TLS handshake completed",
+                     conn->connect_host, conn->connect_port);
+            return;
+        }
         if (last != 0) {
             *err = PX_ERR_UPSTREAM_TLS;
-            const char *r = ERR_reason_error_string(last);
-            snprintf(why, n, "upstream TLS handshake with %s failed: %s", conn->up_host,
-                     r ? r : "unknown error");
+            char ebuf[160];
+            ERR_error_string_n(last, ebuf, sizeof(ebuf));
+            snprintf(why, n, "upstream TLS handshake with %s failed: %s", conn->up_host, ebuf);
             return;
         }
     }
-    int se = EVUTIL_SOCKET_ERROR();
     if (what & BEV_EVENT_EOF)
         snprintf(why, n, "upstream %s:%u closed the connection during %s", conn->connect_host,
                  conn->connect_port, up->ssl ? "the TLS handshake" : "connect");
@@ -576,7 +592,9 @@ static void start_connection(struct px_conn *conn, bool fresh)
     struct px_upstream *up = px_xmalloc(sizeof(*up));
     up->w = w;
     snprintf(up->key, sizeof(up->key), "%s", key);
-    int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+    /* No BEV_OPT_DEFER_CALLBACKS: the event callback must see the socket error (errno) of
+     * the failed connect, which a deferred callback would have lost. */
+    int opts = BEV_OPT_CLOSE_ON_FREE;
     if (cfg->upstream_tls) {
         SSL *ssl = SSL_new(w->ssl_ctx);
         if (ssl == NULL) {
