@@ -1111,10 +1111,9 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     int e = EVUTIL_SOCKET_ERROR();
-    px_conn_fail(conn, PX_ERR_CLIENT_GONE, "client %s in phase %s",
+    px_conn_fail(conn, PX_ERR_CLIENT_GONE, "client %s",
                  (what & BEV_EVENT_EOF) ? "closed the connection"
-                                        : evutil_socket_error_to_string(e),
-                 px_state_name(conn->state));
+                                        : evutil_socket_error_to_string(e));
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)

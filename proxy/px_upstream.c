@@ -4,9 +4,12 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
@@ -477,7 +480,6 @@ static void describe_connect_error(struct px_conn *conn, short what, char *why, 
 
 static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     struct px_upstream *up = arg;
     struct px_conn *conn = up->conn;
     if (conn == NULL) {
@@ -490,6 +492,10 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     if (what & BEV_EVENT_CONNECTED) {
         up->connected = true;
+        /* The head and the body go out as separate writes; without TCP_NODELAY the second
+         * waits for the peer's delayed ACK (~40 ms). */
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         on_connected(conn);
         return;
     }
