@@ -353,7 +353,7 @@ static bool parse_listen(struct px_config *cfg, const char *v)
         host_len = (size_t)(colon - v);
         port = colon + 1;
     }
-    if (!parse_port(port, (size_t)(v + strlen(v) - port), &cfg->listen_port))
+    if (!parse_port(port, (size_t)(v + sig_slice_from_cstr(v).len - port), &cfg->listen_port))
         return false;
     if (host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']') {
         host++;
@@ -376,7 +376,7 @@ static bool parse_custom_headers(struct px_config *cfg, const char *v, int max)
     const char *p = v;
     while (*p) {
         const char *comma = strchr(p, ',');
-        const char *end = comma ? comma : p + strlen(p);
+        const char *end = comma ? comma : p + sig_slice_from_cstr(p).len;
         const char *eq = memchr(p, '=', (size_t)(end - p));
         if (eq == NULL)
             return false;
@@ -678,9 +678,9 @@ bool px_config_parse(struct px_config *cfg, int argc, char **argv, char *err, si
         if (a[0] == '-' && a[1] == '-' && a[2] != '\0') {
             const char *name = a + 2;
             const char *eq = strchr(name, '=');
-            size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+            size_t name_len = eq ? (size_t)(eq - name) : sig_slice_from_cstr(name).len;
             for (size_t k = 0; k < NFLAGS; k++)
-                if (strlen(flags[k].name) == name_len &&
+                if (sig_slice_from_cstr(flags[k].name).len == name_len &&
                     strncmp(flags[k].name, name, name_len) == 0)
                     f = &flags[k];
             if (f != NULL && eq != NULL) {
@@ -703,7 +703,7 @@ bool px_config_parse(struct px_config *cfg, int argc, char **argv, char *err, si
                 for (const char *p = a + 1; *p; p++)
                     if (*p != 'v')
                         return fail(err, err_len, "unknown flag '%s' (see --help)%s", a, "");
-                cfg->verbose += (int)strlen(a + 1) - 1;
+                cfg->verbose += (int)sig_slice_from_cstr(a + 1).len - 1;
             } else {
                 f = NULL;
             }
