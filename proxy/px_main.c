@@ -18,7 +18,9 @@ static SSL_CTX *make_ssl_ctx(const struct px_config *cfg)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     /* Client-side session cache: resumption on new connections to the same upstream. */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    px_ssl_upstream_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    SSL_CTX_sess_set_new_cb(ctx, px_upstream_new_session_cb);
     if (cfg->verify_tls) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         /* --ca-file replaces the system store (curl's --cacert); otherwise OpenSSL's default

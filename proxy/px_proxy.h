@@ -38,6 +38,16 @@
 struct px_conn;
 struct px_upstream;
 
+/* Client TLS sessions per upstream, for resumption on new connections (per worker). */
+#define PX_TLS_SESSIONS 16
+struct px_tls_session {
+    char key[300];
+    SSL_SESSION *sess; /* owned reference */
+};
+
+/* SSL ex_data slot holding the struct px_upstream of a connection (set up by main). */
+extern int px_ssl_upstream_index;
+
 struct px_worker {
     unsigned index;
     const struct px_config *cfg; /* borrowed, outlives the worker */
@@ -55,6 +65,8 @@ struct px_worker {
     struct sig_key_cache keys;
     struct px_conn *conns;    /* all live client connections (doubly linked) */
     struct px_upstream *idle; /* pooled idle upstream connections */
+    struct px_tls_session tls_sessions[PX_TLS_SESSIONS];
+    unsigned tls_next;
     bool stopping;
     bool start_failed;
     pthread_t thread;
@@ -205,6 +217,9 @@ void px_upstream_start(struct px_conn *conn);
 /* The response is complete or the request failed: release or free the upstream. */
 void px_upstream_release(struct px_conn *conn, bool reusable);
 void px_upstream_pool_free(struct px_worker *w);
+/* SSL_CTX new-session callback: keeps the session for its upstream's worker. */
+int px_upstream_new_session_cb(SSL *ssl, SSL_SESSION *sess);
+void px_upstream_tls_sessions_free(struct px_worker *w);
 /* Client output drained below the low watermark: resume upstream reading if paused. */
 void px_upstream_resume_read(struct px_conn *conn);
 /* Moves request body bytes towards the upstream when its output has room. */

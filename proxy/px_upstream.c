@@ -21,6 +21,8 @@
 #define PX_MAX_RESP_HEADERS 256
 #define PX_MAX_IDLE_PER_WORKER 256
 
+int px_ssl_upstream_index = -1;
+
 static void up_read_cb(struct bufferevent *bev, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -30,6 +32,14 @@ static void up_free(struct px_upstream *up)
 {
     if (up == NULL)
         return;
+    if (up->ssl != NULL) {
+        SSL_set_ex_data(up->ssl, px_ssl_upstream_index, NULL);
+        /* Mark the session as shut down cleanly: OpenSSL otherwise flags the session of a
+         * connection freed mid-stream as not resumable. We never send close_notify on
+         * pooled connections; the HTTP framing already says where responses end. */
+        SSL_set_quiet_shutdown(up->ssl, 1);
+        SSL_shutdown(up->ssl);
+    }
     if (up->bev != NULL)
         bufferevent_free(up->bev); /* BEV_OPT_CLOSE_ON_FREE: closes the socket, frees SSL */
     up->bev = NULL;
@@ -82,6 +92,34 @@ void px_upstream_release(struct px_conn *conn, bool reusable)
     bufferevent_enable(up->bev, EV_READ);
     up->next_idle = w->idle;
     w->idle = up;
+}
+
+int px_upstream_new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    struct px_upstream *up = SSL_get_ex_data(ssl, px_ssl_upstream_index);
+    if (up == NULL)
+        return 0;
+    /* Runs on the worker thread doing the handshake: the worker's cache needs no lock. */
+    struct px_worker *w = up->w;
+    struct px_tls_session *slot = NULL;
+    for (unsigned i = 0; i < PX_TLS_SESSIONS && slot == NULL; i++)
+        if (w->tls_sessions[i].sess != NULL && strcmp(w->tls_sessions[i].key, up->key) == 0)
+            slot = &w->tls_sessions[i];
+    if (slot == NULL)
+        slot = &w->tls_sessions[w->tls_next++ % PX_TLS_SESSIONS];
+    SSL_SESSION_free(slot->sess);
+    snprintf(slot->key, sizeof(slot->key), "%s", up->key);
+    slot->sess = sess;
+    px_log(PX_LOG_DEBUG, "TLS session stored for %s", up->key);
+    return 1; /* we keep the reference */
+}
+
+void px_upstream_tls_sessions_free(struct px_worker *w)
+{
+    for (unsigned i = 0; i < PX_TLS_SESSIONS; i++) {
+        SSL_SESSION_free(w->tls_sessions[i].sess);
+        w->tls_sessions[i].sess = NULL;
+    }
 }
 
 static void make_key(const struct px_conn *conn, char *key, size_t n)
@@ -496,6 +534,9 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
          * waits for the peer's delayed ACK (~40 ms). */
         int one = 1;
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (up->ssl != NULL)
+            px_log(PX_LOG_DEBUG, "TLS to %s: %s, %s", conn->up_host, SSL_get_version(up->ssl),
+                   SSL_session_reused(up->ssl) ? "resumed" : "full handshake");
         on_connected(conn);
         return;
     }
@@ -623,6 +664,10 @@ static void start_connection(struct px_conn *conn, bool fresh)
                 return;
             }
         }
+        SSL_set_ex_data(ssl, px_ssl_upstream_index, up);
+        for (unsigned i = 0; i < PX_TLS_SESSIONS; i++)
+            if (w->tls_sessions[i].sess != NULL && strcmp(w->tls_sessions[i].key, key) == 0)
+                SSL_set_session(ssl, w->tls_sessions[i].sess); /* resumption */
         static const unsigned char alpn[] = "\x08http/1.1";
         SSL_set_alpn_protos(ssl, alpn, sizeof(alpn) - 1);
         up->ssl = ssl;

@@ -176,6 +176,7 @@ static void worker_cleanup(struct px_worker *w)
     for (int i = 0; i < 100 && w->conns != NULL; i++)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
     px_upstream_pool_free(w);
+    px_upstream_tls_sessions_free(w);
     if (w->listener)
         evconnlistener_free(w->listener);
     w->listener = NULL;
