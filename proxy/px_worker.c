@@ -111,7 +111,14 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 bool px_worker_init(struct px_worker *w)
 {
     const struct px_config *cfg = w->cfg;
-    w->base = event_base_new();
+    struct event_config *ecfg = event_config_new();
+    if (ecfg != NULL) {
+        /* Coalesce the epoll_ctl calls of an enable/disable pair within one loop pass (the
+         * client read side toggles around every request). */
+        event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        w->base = event_base_new_with_config(ecfg);
+        event_config_free(ecfg);
+    }
     if (w->base == NULL) {
         px_log(PX_LOG_ERROR, "worker %u: cannot create an event base", w->index);
         return false;
