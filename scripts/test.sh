@@ -5,12 +5,16 @@
 #   build-fuzz/  clang with -DSIGV4D_FUZZ=ON; ctest -L fuzz (short libFuzzer runs)
 # plus Python tests that no CTest test runs (pytest). Goes on after a failing stage so one run
 # shows every failure; exits non-zero if any stage failed, after a summary.
+# SIGV4D_TEST_STAGES="build asan fuzz python" (the default) selects stages while developing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 PY=/usr/bin/python3 # Debian's: the python3 first on PATH may not see python3-botocore
 CTEST_TIMEOUT_S=${SIGV4D_CTEST_TIMEOUT_S:-900} # per test, unless the test sets its own
+
+stages=" ${SIGV4D_TEST_STAGES:-build asan fuzz python} "
+want() { [[ $stages == *" $1 "* ]]; }
 
 bash scripts/install-deps.sh --test || {
     echo "test.sh: installing dependencies failed" >&2
@@ -69,15 +73,17 @@ build_stage() {
     return 1
 }
 
-if build_stage "build (Release)" build -DCMAKE_BUILD_TYPE=Release; then
+if want build && build_stage "build (Release)" build -DCMAKE_BUILD_TYPE=Release; then
     ctest_stage "build: all tests" build
 fi
 
-if build_stage "build-asan" build-asan -DSIGV4D_SANITIZE=address,undefined; then
+if want asan && build_stage "build-asan" build-asan -DSIGV4D_SANITIZE=address,undefined; then
     ctest_stage "build-asan: unit tests" build-asan -L unit
 fi
 
-if command -v clang >/dev/null; then
+if ! want fuzz; then
+    :
+elif command -v clang >/dev/null; then
     if CC=clang build_stage "build-fuzz (clang)" build-fuzz -DSIGV4D_FUZZ=ON; then
         ctest_stage "build-fuzz: fuzz tests" build-fuzz -L fuzz
     fi
@@ -86,33 +92,56 @@ else
     note "build-fuzz" "clang not found: FAILED"
 fi
 
-# Python tests are normally CTest tests (they then ran above). Any test files that no CTest
-# test runs are run here directly, so none is silently left out. pytest exits 5 when it
-# collects nothing: with test files present that is a failure, never a pass.
-banner "python tests outside ctest"
-mapfile -t py_tests < <(find tests -type f \( -name 'test_*.py' -o -name '*_test.py' \) \
-    -not -path '*/__pycache__/*' | sort)
-ctest_runs_pytest=no
-if [ -d build ] && (cd build && ctest --show-only=json-v1 2>/dev/null) |
-    "$PY" -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if any("pytest" in " ".join(t.get("command") or []) for t in d.get("tests", [])) else 1)'; then
-    ctest_runs_pytest=yes
-fi
-if [ ${#py_tests[@]} -eq 0 ]; then
-    echo "no Python test files in tests/"
-    note "python (outside ctest)" "no Python test files"
-elif [ $ctest_runs_pytest = yes ]; then
-    echo "${#py_tests[@]} Python test files; CTest runs pytest, so they ran above"
-    note "python (outside ctest)" "run by ctest above"
-else
-    log=build/test.sh-pytest.log
+# Prints the Python test files given as arguments that no CTest test in build/ runs: a file
+# counts as run by CTest when a registered test invokes pytest, or names the file or its
+# folder in its command or working directory.
+python_tests_outside_ctest() {
+    (cd build 2>/dev/null && ctest --show-only=json-v1 2>/dev/null) | "$PY" -c '
+import json, os, sys
+try:
+    tests = json.load(sys.stdin).get("tests", [])
+except ValueError:
+    tests = []
+words = []
+for t in tests:
+    words += t.get("command") or []
+    for prop in t.get("properties", []):
+        if prop.get("name") == "WORKING_DIRECTORY":
+            words.append(str(prop.get("value")))
+text = " ".join(words)
+for f in sys.argv[1:]:
+    full = os.path.abspath(f)
+    if "pytest" not in text and full not in text and os.path.dirname(full) not in text:
+        print(f)
+' "$@"
+}
+
+# Python tests are normally CTest tests (they then ran above); any others are run here, so
+# none is silently left out. pytest exits 5 when it collects nothing: with test files present
+# that is a failure, never a pass.
+python_stage() {
+    local name="python (outside ctest)" py_tests uncovered
+    banner "$name"
+    mapfile -t py_tests < <(find tests -type f \( -name 'test_*.py' -o -name '*_test.py' \) \
+        -not -path '*/__pycache__/*' | sort)
+    if [ ${#py_tests[@]} -eq 0 ]; then
+        echo "no Python test files in tests/"
+        note "$name" "no Python test files"
+        return
+    fi
+    mapfile -t uncovered < <(python_tests_outside_ctest "${py_tests[@]}")
+    if [ ${#uncovered[@]} -eq 0 ]; then
+        echo "${#py_tests[@]} Python test files, all run by CTest above"
+        note "$name" "all run by ctest above"
+        return
+    fi
+    local log=build/test.sh-pytest.log rc p=0 f=0 n last
     mkdir -p build
-    PYTHONDONTWRITEBYTECODE=1 "$PY" -m pytest -q -p no:cacheprovider "${py_tests[@]}" 2>&1 |
+    PYTHONDONTWRITEBYTECODE=1 "$PY" -m pytest -q -p no:cacheprovider "${uncovered[@]}" 2>&1 |
         tee "$log"
     rc=${PIPESTATUS[0]}
-    last=$(grep -E '(passed|failed|error|no tests ran)' "$log" | tail -n 1)
     # pytest's closing line: "3 passed, 1 failed, 2 errors in 0.52s".
-    p=0
-    f=0
+    last=$(grep -E '(passed|failed|error|no tests ran)' "$log" | tail -n 1)
     for n in $(grep -oE '[0-9]+ passed' <<<"$last" | grep -oE '[0-9]+'); do p=$((p + n)); done
     for n in $(grep -oE '[0-9]+ (failed|errors?)' <<<"$last" | grep -oE '[0-9]+'); do
         f=$((f + n))
@@ -120,15 +149,16 @@ else
     total_pass=$((total_pass + p))
     if [ "$rc" -eq 5 ]; then
         total_fail=$((total_fail + 1))
-        note "python (outside ctest)" "pytest collected no tests from ${#py_tests[@]} files: FAILED"
+        note "$name" "pytest collected no tests from ${#uncovered[@]} files: FAILED"
     elif [ "$rc" -ne 0 ]; then
         [ "$f" -gt 0 ] || f=1
         total_fail=$((total_fail + f))
-        note "python (outside ctest)" "$p passed, $f failed (pytest exit $rc)"
+        note "$name" "$p passed, $f failed (pytest exit $rc)"
     else
-        note "python (outside ctest)" "$p passed, 0 failed"
+        note "$name" "$p passed, 0 failed"
     fi
-fi
+}
+want python && python_stage
 
 banner "summary"
 printf '%s\n' "${summary[@]}"
