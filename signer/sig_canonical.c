@@ -8,24 +8,51 @@
 
 #include <string.h>
 
-/* RFC 3986 section 2.3: ALPHA / DIGIT / "-" / "." / "_" / "~". */
+/* Byte classes, looked up once per input byte on the signing hot path. */
+enum {
+    C_UNRESERVED = 1, /* RFC 3986 section 2.3: ALPHA / DIGIT / "-" / "." / "_" / "~" */
+    C_TCHAR = 2,      /* RFC 9110 section 5.6.2 */
+    C_CTL = 4,        /* 0x00-0x1f and 0x7f */
+};
+
+#define UT (C_UNRESERVED | C_TCHAR)
+static const uint8_t byte_class[256] = {
+    [0x00 ... 0x1f] = C_CTL,
+    [0x7f] = C_CTL,
+    ['0' ... '9'] = UT,
+    ['A' ... 'Z'] = UT,
+    ['a' ... 'z'] = UT,
+    ['-'] = UT,
+    ['.'] = UT,
+    ['_'] = UT,
+    ['~'] = UT,
+    ['!'] = C_TCHAR,
+    ['#'] = C_TCHAR,
+    ['$'] = C_TCHAR,
+    ['%'] = C_TCHAR,
+    ['&'] = C_TCHAR,
+    ['\''] = C_TCHAR,
+    ['*'] = C_TCHAR,
+    ['+'] = C_TCHAR,
+    ['^'] = C_TCHAR,
+    ['`'] = C_TCHAR,
+    ['|'] = C_TCHAR,
+};
+#undef UT
+
 static bool is_unreserved(uint8_t c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
+    return byte_class[c] & C_UNRESERVED;
 }
 
-/* RFC 9110 section 5.6.2: tchar. */
 static bool is_tchar(uint8_t c)
 {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-        return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return byte_class[c] & C_TCHAR;
 }
 
 static bool is_ctl(uint8_t c)
 {
-    return c < 0x20 || c == 0x7f;
+    return byte_class[c] & C_CTL;
 }
 
 static int hex_value(uint8_t c)
@@ -51,8 +78,18 @@ static enum sig_err encode_byte(struct sig_buf *out, uint8_t c, bool keep_slash)
 
 enum sig_err sig_uri_encode(struct sig_buf *out, struct sig_slice in, bool keep_slash)
 {
-    for (size_t i = 0; i < in.len; i++)
-        SIG_TRY(encode_byte(out, in.ptr[i], keep_slash));
+    size_t i = 0;
+    while (i < in.len) {
+        /* Copy each run of bytes that need no escape in one append. */
+        size_t run = i;
+        while (run < in.len && (is_unreserved(in.ptr[run]) || (keep_slash && in.ptr[run] == '/')))
+            run++;
+        SIG_TRY(sig_buf_append(out, in.ptr + i, run - i));
+        if (run == in.len)
+            break;
+        SIG_TRY(encode_byte(out, in.ptr[run], keep_slash));
+        i = run + 1;
+    }
     return SIG_OK;
 }
 
@@ -330,10 +367,12 @@ enum sig_err sig_headers_add(struct sig_headers *h, struct sig_slice name, struc
     SIG_ENSURE(h->count < SIG_MAX_HEADERS, SIG_ERR_TOO_MANY_HEADERS);
 
     size_t name_off = b->len;
+    SIG_ENSURE(b->cap - b->len >= name.len, SIG_ERR_TOO_LARGE);
     for (size_t i = 0; i < name.len; i++) {
         uint8_t c = name.ptr[i];
-        SIG_TRY(sig_buf_append_byte(b, (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c));
+        b->ptr[b->len + i] = (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
     }
+    b->len += name.len;
     size_t val_off = b->len;
     SIG_TRY(append_folded(b, value));
     SIG_ENSURE(b->len <= UINT32_MAX, SIG_ERR_TOO_LARGE);

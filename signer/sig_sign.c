@@ -15,9 +15,6 @@
 #include "sig_canonical.h"
 #include "sig_v4a.h"
 
-/* Until sig_v4a.c is merged the v4a signing call is a weak reference. */
-extern __typeof__(sig_v4a_sign) sig_v4a_sign __attribute__((weak));
-
 #define ALG_V4 "AWS4-HMAC-SHA256"
 #define ALG_V4A "AWS4-ECDSA-P256-SHA256"
 #define MAX_ACCESS_KEY_ID 128
@@ -343,7 +340,6 @@ static enum sig_err write_signature(struct sig_buf *b, const struct sig_params *
     } else {
         uint8_t der[SIG_V4A_MAX_DER];
         size_t der_len = 0;
-        SIG_ENSURE(sig_v4a_sign != NULL, SIG_ERR_CRYPTO);
         SIG_TRY(sig_v4a_sign(p->v4a_key, out->string_to_sign.ptr, out->string_to_sign.len, der,
                              &der_len));
         sig_hex_lower(der, der_len, hex);
