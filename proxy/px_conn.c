@@ -495,6 +495,12 @@ static int on_headers_complete(llhttp_t *p)
         conn->body_mode = PX_BODY_NONE;
     else if ((cfg->unsigned_payload || conn->aws_chunked_passthrough) && !conn->body_chunked)
         conn->body_mode = PX_BODY_STREAM;
+    else if (!conn->body_chunked && conn->content_length > cfg->max_buffer_bytes &&
+             sig_slice_eq(
+                 (struct sig_slice){(const uint8_t *)conn->ep.service, conn->ep.service_len},
+                 SIG_SLICE_LIT("s3")) &&
+             find_hdr(conn, "content-encoding") == NULL)
+        conn->body_mode = PX_BODY_AWS_CHUNKED;
     else
         conn->body_mode = PX_BODY_BUFFER;
     if (conn->body_mode == PX_BODY_BUFFER && !conn->body_chunked &&
@@ -514,7 +520,7 @@ static int on_headers_complete(llhttp_t *p)
     }
 
     px_conn_arm_timer(conn, cfg->client_idle_timeout_ms);
-    if (conn->body_mode == PX_BODY_STREAM) {
+    if (conn->body_mode == PX_BODY_STREAM || conn->body_mode == PX_BODY_AWS_CHUNKED) {
         px_conn_set_state(conn, PX_STATE_WAIT_CREDS);
         px_conn_fetch_creds(conn);
     } else {
@@ -576,6 +582,11 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
             evbuffer_add(bufferevent_get_output(conn->up->bev), at, len);
         else
             evbuffer_add(conn->body, at, len);
+        return 0;
+    }
+    if (conn->body_mode == PX_BODY_AWS_CHUNKED) {
+        /* Held only until a chunk is complete (px_upstream_pump_body signs and frames it). */
+        evbuffer_add(conn->body, at, len);
         return 0;
     }
     if (conn->body_len > cfg->max_body_bytes)
@@ -691,7 +702,7 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
 {
     struct px_worker *w = conn->w;
     const struct px_config *cfg = w->cfg;
-    size_t cap = conn->hdr_count * 2 + cfg->custom_header_count + 4;
+    size_t cap = conn->hdr_count * 2 + cfg->custom_header_count + 8;
     struct sig_header *all = px_xmalloc(cap * sizeof(*all));
     struct sig_header *signed_hdrs = px_xmalloc(cap * sizeof(*signed_hdrs));
     uint8_t *dup_mem = NULL;
@@ -730,6 +741,29 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
     for (size_t i = 0; i < cfg->custom_header_count; i++)
         all[n_all++] =
             (struct sig_header){cfg->custom_headers[i].name, cfg->custom_headers[i].value};
+    /* aws-chunked re-framing: S3 wants these signed (sig_chunked.h). */
+    char decoded_len[24], encoded_len[24];
+    if (conn->body_mode == PX_BODY_AWS_CHUNKED) {
+        uint64_t enc;
+        enum sig_err cerr = sig_chunked_encoded_length(SIG_CHUNKED_SIGNED, conn->content_length,
+                                                       PX_AWS_CHUNK_BYTES, NULL, 0, &enc);
+        if (cerr != SIG_OK) {
+            snprintf(why, why_len, "cannot frame the body as aws-chunked: %s", sig_err_str(cerr));
+            free(all);
+            free(signed_hdrs);
+            free(dup_mem);
+            return PX_ERR_BODY_TOO_LARGE;
+        }
+        snprintf(decoded_len, sizeof(decoded_len), "%llu",
+                 (unsigned long long)conn->content_length);
+        snprintf(encoded_len, sizeof(encoded_len), "%llu", (unsigned long long)enc);
+        all[n_all++] =
+            (struct sig_header){SIG_SLICE_LIT("Content-Encoding"), SIG_SLICE_LIT("aws-chunked")};
+        all[n_all++] = (struct sig_header){SIG_SLICE_LIT("x-amz-decoded-content-length"),
+                                           sig_slice_from_cstr(decoded_len)};
+        all[n_all++] =
+            (struct sig_header){SIG_SLICE_LIT("Content-Length"), sig_slice_from_cstr(encoded_len)};
+    }
     for (size_t i = 0; i < n_all; i++)
         if (!sig_header_is_unsignable(all[i].name))
             signed_hdrs[n_signed++] = all[i];
@@ -740,6 +774,8 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
         (struct sig_slice){(const uint8_t *)conn->ep.service, conn->ep.service_len});
     if (conn->aws_chunked_passthrough) {
         payload_hash = SIG_SLICE_LIT(SIG_STREAMING_UNSIGNED_TRAILER);
+    } else if (conn->body_mode == PX_BODY_AWS_CHUNKED) {
+        payload_hash = sig_chunked_content_sha256(SIG_CHUNKED_SIGNED);
     } else if (conn->body_mode == PX_BODY_STREAM ||
                (cfg->unsigned_payload && conn->body_mode != PX_BODY_NONE)) {
         payload_hash = SIG_SLICE_LIT(SIG_UNSIGNED_PAYLOAD);
@@ -777,6 +813,19 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
                                                                           : PX_ERR_BAD_REQUEST;
         goto out;
     }
+    if (conn->body_mode == PX_BODY_AWS_CHUNKED) {
+        /* The chunk signatures chain from this (seed) signature. */
+        sig_chunk_signer_cleanup(&conn->chunk_signer);
+        serr = sig_chunk_signer_init(&conn->chunk_signer, SIG_CHUNKED_SIGNED, &res,
+                                     creds.secret_access_key, &w->keys);
+        if (serr != SIG_OK) {
+            snprintf(why, why_len, "cannot start aws-chunked signing: %s", sig_err_str(serr));
+            err = PX_ERR_INTERNAL;
+            goto out;
+        }
+        conn->chunked_sent = 0;
+        conn->chunked_final_sent = false;
+    }
 
     /* Request line: the path and query exactly as received (what was signed). */
     evbuffer_add_printf(out, "%s ", conn->method_name);
@@ -795,8 +844,10 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
     for (size_t i = 0; i < res.add_header_count; i++)
         add_header_line(out, res.add_headers[i].name, res.add_headers[i].value);
     uint64_t len = conn->body_mode == PX_BODY_STREAM ? conn->content_length : conn->body_len;
-    if (conn->body_mode != PX_BODY_NONE || conn->content_length > 0 ||
-        (conn->method_name[0] == 'P'))
+    if (conn->body_mode == PX_BODY_AWS_CHUNKED)
+        (void)len; /* Content-Length is among the signed headers above */
+    else if (conn->body_mode != PX_BODY_NONE || conn->content_length > 0 ||
+             (conn->method_name[0] == 'P'))
         evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)len);
     evbuffer_add(out, "\r\n", 2);
 out:
@@ -923,6 +974,9 @@ static void reset_request(struct px_conn *conn)
     conn->spool_fd = -1;
     conn->spool_len = conn->spool_sent = 0;
     conn->req_head_sent = conn->req_body_sent = conn->retried = conn->sent_100 = false;
+    sig_chunk_signer_cleanup(&conn->chunk_signer);
+    conn->chunked_sent = 0;
+    conn->chunked_final_sent = false;
     cred_unref(conn->creds);
     conn->creds = NULL;
     conn->resp_hdr_count = 0;
@@ -965,7 +1019,7 @@ static void handle_request_complete(struct px_conn *conn)
     /* Stop reading until the response is done: the rest of the input (pipelined requests)
      * waits in the kernel rather than in our memory. */
     bufferevent_disable(conn->client, EV_READ);
-    if (conn->body_mode == PX_BODY_STREAM) {
+    if (conn->body_mode == PX_BODY_STREAM || conn->body_mode == PX_BODY_AWS_CHUNKED) {
         px_upstream_pump_body(conn);
         return;
     }
@@ -1023,11 +1077,15 @@ static void client_feed(struct px_conn *conn)
             handle_request_complete(conn);
             return;
         }
-        if (conn->body_mode == PX_BODY_STREAM) {
-            struct evbuffer *pending = conn->req_head_sent && conn->up
-                                           ? bufferevent_get_output(conn->up->bev)
-                                           : conn->body;
-            if (evbuffer_get_length(pending) > PX_HIGH_WATERMARK) {
+        if (conn->body_mode == PX_BODY_AWS_CHUNKED)
+            px_upstream_pump_body(conn);
+        if (conn->closing)
+            return;
+        if (conn->body_mode == PX_BODY_STREAM || conn->body_mode == PX_BODY_AWS_CHUNKED) {
+            size_t pending = evbuffer_get_length(conn->body);
+            if (conn->req_head_sent && conn->up)
+                pending += evbuffer_get_length(bufferevent_get_output(conn->up->bev));
+            if (pending > PX_HIGH_WATERMARK) {
                 bufferevent_disable(conn->client, EV_READ);
                 return;
             }
@@ -1262,6 +1320,7 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
     if (conn->spool_fd >= 0)
         close(conn->spool_fd);
     cred_unref(conn->creds);
+    sig_chunk_signer_cleanup(&conn->chunk_signer);
     free(conn->head_mem);
     free(conn->hdrs);
     free(conn->resp_mem);

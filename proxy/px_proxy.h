@@ -26,6 +26,7 @@
 #include "px_common.h"
 #include "px_config.h"
 #include "px_endpoint.h"
+#include "sig_chunked.h"
 #include "sig_sha256.h"
 #include "sig_sign.h"
 
@@ -34,6 +35,8 @@
 #define PX_LOW_WATERMARK (PX_HIGH_WATERMARK / 2)
 #define PX_WORKSPACE_BYTES (64u * 1024)
 #define PX_SPOOL_READ_BYTES (64u * 1024)
+/* aws-chunked chunk size: what the AWS SDKs use; each chunk is signed once it is complete. */
+#define PX_AWS_CHUNK_BYTES (64u * 1024)
 
 struct px_conn;
 struct px_upstream;
@@ -101,6 +104,9 @@ enum px_body_mode {
     PX_BODY_NONE = 0,
     PX_BODY_BUFFER, /* hash while receiving, keep in memory then spool, then send */
     PX_BODY_STREAM, /* known length, unsigned: straight through */
+    /* S3 body above --max-buffer-bytes with a known length: re-framed as aws-chunked with
+     * per-chunk signatures (STREAMING-AWS4-HMAC-SHA256-PAYLOAD), nothing held or spooled */
+    PX_BODY_AWS_CHUNKED,
 };
 
 /* An upstream connection: owned by a px_conn while in use, by the worker's pool when idle. */
@@ -167,8 +173,11 @@ struct px_conn {
     struct evbuffer *body; /* in-memory part (buffer mode) or pending bytes (stream mode) */
     int spool_fd;          /* -1 unless spooled */
     uint64_t spool_len;
-    uint64_t spool_sent;      /* bytes of the spool file queued upstream */
-    struct evbuffer *up_head; /* the signed request head, kept for one retry */
+    uint64_t spool_sent;                  /* bytes of the spool file queued upstream */
+    struct evbuffer *up_head;             /* the signed request head, kept for one retry */
+    struct sig_chunk_signer chunk_signer; /* PX_BODY_AWS_CHUNKED: holds kSigning, wiped */
+    uint64_t chunked_sent;                /* decoded bytes framed and queued upstream */
+    bool chunked_final_sent;
     bool req_head_sent;
     bool req_body_sent;
     bool retried;

@@ -375,6 +375,73 @@ static void request_sent(struct px_conn *conn)
     }
 }
 
+/*
+ * Frames every complete chunk waiting in conn->body as aws-chunked: the chunk is hashed where
+ * it lies (its evbuffer segments), signed, and moved (not copied) to the upstream output
+ * between its header and CRLF. The last data chunk is whatever remains once the whole
+ * Content-Length has arrived; then the signed zero-length chunk ends the body.
+ */
+static void pump_aws_chunked(struct px_conn *conn, struct evbuffer *out)
+{
+    while (evbuffer_get_length(out) < PX_HIGH_WATERMARK) {
+        uint64_t left = conn->content_length - conn->chunked_sent;
+        size_t n = left < PX_AWS_CHUNK_BYTES ? (size_t)left : PX_AWS_CHUNK_BYTES;
+        if (n == 0 || evbuffer_get_length(conn->body) < n)
+            break;
+        int nseg = evbuffer_peek(conn->body, (ev_ssize_t)n, NULL, NULL, 0);
+        struct evbuffer_iovec *v = px_xmalloc((size_t)nseg * sizeof(*v));
+        struct sig_slice *segs = px_xmalloc((size_t)nseg * sizeof(*segs));
+        nseg = evbuffer_peek(conn->body, (ev_ssize_t)n, NULL, v, nseg);
+        size_t take = n;
+        for (int i = 0; i < nseg; i++) {
+            size_t l = v[i].iov_len < take ? v[i].iov_len : take;
+            segs[i] = (struct sig_slice){v[i].iov_base, l};
+            take -= l;
+        }
+        char sig[SIG_SHA256_HEX_LEN + 1];
+        enum sig_err e = sig_chunk_sign_iov(&conn->chunk_signer, segs, (size_t)nseg, sig);
+        free(v);
+        free(segs);
+        uint8_t hdr_mem[SIG_CHUNK_HEADER_MAX];
+        struct sig_buf hdr;
+        sig_buf_init(&hdr, hdr_mem, sizeof(hdr_mem));
+        if (e == SIG_OK)
+            e = sig_chunk_header(&hdr, n, (struct sig_slice){(const uint8_t *)sig, 64});
+        if (e != SIG_OK) {
+            px_conn_fail(conn, PX_ERR_INTERNAL, "aws-chunked signing failed: %s", sig_err_str(e));
+            return;
+        }
+        evbuffer_add(out, hdr.ptr, hdr.len);
+        evbuffer_remove_buffer(conn->body, out, n);
+        evbuffer_add(out, "\r\n", 2);
+        conn->chunked_sent += n;
+    }
+    if (conn->chunked_sent == conn->content_length && !conn->chunked_final_sent) {
+        uint8_t empty_sha[SIG_SHA256_LEN];
+        sig_sha256("", 0, empty_sha);
+        char sig[SIG_SHA256_HEX_LEN + 1];
+        uint8_t hdr_mem[SIG_CHUNK_HEADER_MAX + 2];
+        struct sig_buf hdr;
+        sig_buf_init(&hdr, hdr_mem, sizeof(hdr_mem));
+        enum sig_err e = sig_chunk_sign(&conn->chunk_signer, 0, empty_sha, sig);
+        if (e == SIG_OK)
+            e = sig_chunk_header(&hdr, 0, (struct sig_slice){(const uint8_t *)sig, 64});
+        if (e == SIG_OK)
+            e = sig_chunked_trailers(&hdr, SIG_CHUNKED_SIGNED, NULL, 0, (struct sig_slice){0});
+        if (e != SIG_OK) {
+            px_conn_fail(conn, PX_ERR_INTERNAL, "aws-chunked signing failed: %s", sig_err_str(e));
+            return;
+        }
+        evbuffer_add(out, hdr.ptr, hdr.len);
+        conn->chunked_final_sent = true;
+        sig_chunk_signer_cleanup(&conn->chunk_signer);
+    }
+    if (conn->chunked_final_sent && conn->req_complete)
+        request_sent(conn);
+    else if (evbuffer_get_length(out) <= PX_LOW_WATERMARK)
+        px_conn_resume_client(conn);
+}
+
 void px_upstream_pump_body(struct px_conn *conn)
 {
     if (conn->up == NULL || !conn->req_head_sent || conn->req_body_sent || conn->closing)
@@ -388,6 +455,10 @@ void px_upstream_pump_body(struct px_conn *conn)
         } else if (evbuffer_get_length(out) <= PX_LOW_WATERMARK) {
             px_conn_resume_client(conn);
         }
+        return;
+    }
+    if (conn->body_mode == PX_BODY_AWS_CHUNKED) {
+        pump_aws_chunked(conn, out);
         return;
     }
     /* Spooled tail: read the file in pieces as the upstream drains. pread(2) on a regular
@@ -550,7 +621,8 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     /* A pooled connection the server closed before answering: retry once on a fresh one if
      * the request can be replayed (RFC 9110 9.2.2: our requests are replayable only when we
      * still hold the whole body). */
-    if (up->reused && !conn->resp_started && !conn->retried && conn->body_mode != PX_BODY_STREAM) {
+    if (up->reused && !conn->resp_started && !conn->retried && conn->body_mode != PX_BODY_STREAM &&
+        conn->body_mode != PX_BODY_AWS_CHUNKED) {
         conn->retried = true;
         px_log(PX_LOG_DEBUG, "pooled connection to %s closed before responding; retrying",
                conn->up_host);
