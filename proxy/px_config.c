@@ -95,8 +95,8 @@ static const struct flag flags[] = {
      "(repeatable; default AWS endpoint domains)"},
     {F_WORKERS, "workers", 0, "N", "worker threads (default: one per CPU)"},
     {F_MAX_BUFFER, "max-buffer-bytes", 0, "N",
-     "request body kept in memory before spooling "
-     "(default 8MiB; K/M/G suffixes)"},
+     "request body kept in memory before spooling, or for S3 with a known length before "
+     "signing it as aws-chunked (default 8MiB; K/M/G suffixes)"},
     {F_MAX_BODY, "max-body-bytes", 0, "N", "largest hashed request body (default 5GiB)"},
     {F_SPOOL_DIR, "spool-dir", 0, "DIR",
      "directory for body spool files (default $TMPDIR "

@@ -344,6 +344,8 @@ static int choose_upstream(struct px_conn *conn, struct sig_slice authority)
             return refuse(conn, PX_ERR_BAD_REQUEST, "no upstream host: send Host or use --host");
         if (!split_authority(authority, &host, &port))
             return refuse(conn, PX_ERR_BAD_REQUEST, "malformed Host or request authority");
+        if (!copy_cstr(conn->up_host, sizeof(conn->up_host), host))
+            return refuse(conn, PX_ERR_BAD_REQUEST, "upstream host name too long");
         if (!px_config_host_allowed(cfg, host)) {
             conn->parse_err = PX_ERR_HOST_NOT_ALLOWED;
             snprintf(conn->parse_reason, sizeof(conn->parse_reason),
@@ -474,6 +476,14 @@ static int on_headers_complete(llhttp_t *p)
         return -1;
 
     conn->body_chunked = (p->flags & F_CHUNKED) != 0;
+    /* Only "chunked" is decoded here; forwarding e.g. "gzip, chunked" de-chunked but still
+     * gzip-coded under a Content-Length would change the body's meaning (RFC 9112 6.1). */
+    for (size_t i = 0; i < conn->hdr_count; i++)
+        if (sig_slice_eq_nocase(hdr_name(conn, &conn->hdrs[i]),
+                                SIG_SLICE_LIT("transfer-encoding")) &&
+            !sig_slice_eq_nocase(hdr_value(conn, &conn->hdrs[i]), SIG_SLICE_LIT("chunked")))
+            return refuse(conn, PX_ERR_NOT_IMPLEMENTED,
+                          "unsupported Transfer-Encoding (only chunked)");
     conn->content_length = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
     bool has_body = conn->body_chunked || conn->content_length > 0;
 
