@@ -993,6 +993,7 @@ static void reset_request(struct px_conn *conn)
     conn->resp_head.len = 0;
     conn->resp_in_value = conn->resp_started = conn->resp_head_sent = false;
     conn->resp_chunked_out = conn->resp_close_delimited = conn->resp_complete = false;
+    conn->stall_out_len = 0;
     conn->status = 0;
     conn->bytes_out = 0;
     conn->fail_reason[0] = '\0';
@@ -1218,10 +1219,23 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         px_conn_fail(conn, PX_ERR_UPSTREAM_TIMEOUT, "upstream %s sent no response within %ums",
                      conn->up_host, cfg->first_byte_timeout_ms);
         return;
-    case PX_STATE_STREAM_BODY:
-        px_conn_fail(conn, PX_ERR_UPSTREAM_TIMEOUT, "upstream %s stalled for %ums", conn->up_host,
-                     cfg->upstream_idle_timeout_ms);
+    case PX_STATE_STREAM_BODY: {
+        /* Upstream reading may be paused because the client reads slowly (backpressure):
+         * while the client keeps draining its output, that is progress, not a stall. */
+        size_t out = evbuffer_get_length(bufferevent_get_output(conn->client));
+        if (out > 0 && (conn->stall_out_len == 0 || out < conn->stall_out_len)) {
+            conn->stall_out_len = out;
+            px_conn_arm_timer(conn, cfg->upstream_idle_timeout_ms);
+            return;
+        }
+        if (out > 0)
+            px_conn_fail(conn, PX_ERR_CLIENT_GONE, "client stopped reading for %ums",
+                         cfg->upstream_idle_timeout_ms);
+        else
+            px_conn_fail(conn, PX_ERR_UPSTREAM_TIMEOUT, "upstream %s stalled for %ums",
+                         conn->up_host, cfg->upstream_idle_timeout_ms);
         return;
+    }
     case PX_STATE_DRAIN:
     case PX_STATE_CLOSED:
         px_conn_close(conn);

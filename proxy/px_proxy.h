@@ -197,6 +197,7 @@ struct px_conn {
     bool resp_chunked_out; /* re-chunking to the client */
     bool resp_close_delimited;
     bool resp_complete;
+    size_t stall_out_len; /* client output length when the stream timer last fired */
     int status;
     uint32_t status_off, status_len;
 

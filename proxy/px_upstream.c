@@ -669,8 +669,10 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
     }
     if (conn->closing)
         return;
-    if (conn->state == PX_STATE_STREAM_BODY)
+    if (conn->state == PX_STATE_STREAM_BODY) {
+        conn->stall_out_len = 0;
         px_conn_arm_timer(conn, conn->w->cfg->upstream_idle_timeout_ms);
+    }
     feed_response(conn);
 }
 
