@@ -571,6 +571,15 @@ static void describe_connect_error(struct px_conn *conn, short what, char *why, 
                      conn->connect_host, conn->connect_port);
             return;
         }
+        if (last != 0 && ERR_GET_LIB(last) == 0) {
+            /* libevent's own code (SSL_get_error value) with OpenSSL's queue already gone */
+            *err = PX_ERR_UPSTREAM_TLS;
+            snprintf(why, n,
+                     "upstream TLS handshake with %s failed: protocol error (is %s:%u "
+                     "a TLS server?)",
+                     conn->up_host, conn->connect_host, conn->connect_port);
+            return;
+        }
         if (last != 0) {
             *err = PX_ERR_UPSTREAM_TLS;
             char ebuf[160];
