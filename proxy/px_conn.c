@@ -1169,9 +1169,10 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         px_conn_close(conn);
         return;
     }
-    if ((what & BEV_EVENT_EOF) && conn->state == PX_STATE_READ_HEAD && conn->head.len == 0 &&
+    if (conn->state == PX_STATE_READ_HEAD && !conn->head_started && conn->head.len == 0 &&
         conn->url_len == 0) {
-        px_conn_close(conn); /* keep-alive connection closed between requests */
+        /* closed or reset between requests: normal end of a keep-alive connection */
+        px_conn_close(conn);
         return;
     }
     if ((what & BEV_EVENT_EOF) && conn->req_complete && !conn->resp_head_sent &&
