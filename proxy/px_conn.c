@@ -1027,9 +1027,9 @@ void px_conn_response_done(struct px_conn *conn)
 
 static void handle_request_complete(struct px_conn *conn)
 {
-    /* Stop reading until the response is done: the rest of the input (pipelined requests)
-     * waits in the kernel rather than in our memory. */
-    bufferevent_disable(conn->client, EV_READ);
+    /* The parser stays paused until the response is done. Reading goes on (a read toggle per
+     * request costs two epoll_ctl calls), but the client's read high watermark bounds what
+     * pipelined requests can queue in memory; beyond it the rest waits in the kernel. */
     if (conn->body_mode == PX_BODY_STREAM || conn->body_mode == PX_BODY_AWS_CHUNKED) {
         px_upstream_pump_body(conn);
         return;
@@ -1175,9 +1175,10 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         px_conn_close(conn);
         return;
     }
-    if ((what & BEV_EVENT_EOF) && conn->req_complete && !conn->resp_head_sent &&
-        conn->state != PX_STATE_DRAIN) {
-        /* Half-close after a complete request: still answer (RFC 9112 9.6). */
+    if ((what & BEV_EVENT_EOF) && conn->req_complete) {
+        /* Half-close after a complete request: still answer (RFC 9112 9.6), then close. A
+         * client that is really gone shows up as a write error. */
+        conn->keep_alive = false;
         return;
     }
     int e = EVUTIL_SOCKET_ERROR();
@@ -1294,6 +1295,7 @@ void px_conn_accept(struct px_worker *w, evutil_socket_t fd, const struct sockad
 
     bufferevent_setcb(conn->client, client_read_cb, client_write_cb, client_event_cb, conn);
     bufferevent_setwatermark(conn->client, EV_WRITE, PX_LOW_WATERMARK, 0);
+    bufferevent_setwatermark(conn->client, EV_READ, 0, PX_HIGH_WATERMARK);
     bufferevent_enable(conn->client, EV_READ | EV_WRITE);
     conn->state = PX_STATE_READ_HEAD;
     conn->start_ms = px_now_ms();

@@ -128,10 +128,22 @@ static void make_key(const struct px_conn *conn, char *key, size_t n)
              conn->up_port, conn->connect_host, conn->connect_port);
 }
 
-static bool is_ip_literal(const char *host)
+/* Copies an IP literal without URL brackets into out; false for DNS names. */
+static bool ip_literal(const char *host, char *out, size_t cap)
 {
     unsigned char buf[16];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+    size_t n = sig_slice_from_cstr(host).len;
+    size_t start = 0;
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        start = 1;
+        n -= 2;
+    }
+    if (n + 1 > cap)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        out[i] = host[start + i];
+    out[n] = '\0';
+    return inet_pton(AF_INET, out, buf) == 1 || inet_pton(AF_INET6, out, buf) == 1;
 }
 
 /* ---- response parsing ---- */
@@ -732,13 +744,14 @@ static void start_connection(struct px_conn *conn, bool fresh)
             px_conn_fail(conn, PX_ERR_INTERNAL, "cannot create a TLS session");
             return;
         }
-        bool ip = is_ip_literal(conn->up_host);
+        char ip_text[64];
+        bool ip = ip_literal(conn->up_host, ip_text, sizeof(ip_text));
         if (!ip)
             SSL_set_tlsext_host_name(ssl, conn->up_host); /* SNI; never for IP literals */
         if (cfg->verify_tls) {
             X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
             X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-            int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, conn->up_host)
+            int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, ip_text)
                         : X509_VERIFY_PARAM_set1_host(param, conn->up_host, 0);
             if (ok != 1) {
                 SSL_free(ssl);
