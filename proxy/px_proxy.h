@@ -44,7 +44,7 @@ struct px_upstream;
 /* Client TLS sessions per upstream, for resumption on new connections (per worker). */
 #define PX_TLS_SESSIONS 16
 struct px_tls_session {
-    char key[300];
+    char key[600];
     SSL_SESSION *sess; /* owned reference */
 };
 
@@ -114,7 +114,7 @@ struct px_upstream {
     struct px_worker *w;
     struct bufferevent *bev;
     SSL *ssl;             /* owned by bev (BEV_OPT_CLOSE_ON_FREE frees it) */
-    char key[300];        /* "tls|host|port|connect-host|connect-port" */
+    char key[600];        /* "tls|host|port|connect-host|connect-port" */
     struct px_conn *conn; /* owner, NULL when idle */
     struct px_upstream *next_idle;
     bool connected;

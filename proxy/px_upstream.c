@@ -633,7 +633,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (!up->connected) {
-        char why[300];
+        char why[800];
         enum px_err err;
         describe_connect_error(conn, what, why, sizeof(why), &err);
         px_conn_fail(conn, err, "%s", why);
@@ -790,7 +790,7 @@ static void start_connection(struct px_conn *conn, bool fresh)
     bufferevent_enable(up->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect_hostname(up->bev, w->dns, AF_UNSPEC, conn->connect_host,
                                             conn->connect_port) != 0) {
-        char why[300];
+        char why[800];
         enum px_err err;
         describe_connect_error(conn, BEV_EVENT_ERROR, why, sizeof(why), &err);
         px_conn_fail(conn, err, "%s", why);
