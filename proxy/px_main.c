@@ -1,28 +1,148 @@
-/* px_main.c: the sigv4d entry point. The proxy data path lands with issue 3. */
+/* px_main.c: the sigv4d entry point: configuration, TLS context, credentials, workers, and
+ * signal handling (the main thread only waits for SIGTERM/SIGINT). */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 
-static void usage(FILE *f)
+#include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "px_proxy.h"
+
+static SSL_CTX *make_ssl_ctx(const struct px_config *cfg)
 {
-    fputs("usage: sigv4d [--help] [--version]\n"
-          "A SigV4 signing reverse proxy for AWS APIs (the data path is under construction).\n",
-          f);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* Client-side session cache: resumption on new connections to the same upstream. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    px_ssl_upstream_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    SSL_CTX_sess_set_new_cb(ctx, px_upstream_new_session_cb);
+    if (cfg->verify_tls) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        /* --ca-file replaces the system store (curl's --cacert); otherwise OpenSSL's default
+         * paths, which honour SSL_CERT_FILE and SSL_CERT_DIR. */
+        int ok = cfg->ca_file ? SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL)
+                              : SSL_CTX_set_default_verify_paths(ctx);
+        if (ok != 1) {
+            unsigned long e = ERR_get_error();
+            px_log(PX_LOG_ERROR, "cannot load CA certificates%s%s: %s",
+                   cfg->ca_file ? " from " : "", cfg->ca_file ? cfg->ca_file : "",
+                   ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "unknown error");
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    return ctx;
 }
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--version") == 0) {
-            printf("sigv4d %s\n", SIGV4D_VERSION);
-            return 0;
-        }
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
-        fprintf(stderr, "sigv4d: unknown flag '%s' (see --help)\n", argv[i]);
+    struct px_config cfg;
+    char err[512];
+    int rc = 1;
+    struct px_worker *workers = NULL;
+    unsigned started = 0;
+    SSL_CTX *ssl_ctx = NULL;
+    struct cred *creds = NULL;
+
+    if (!px_config_parse(&cfg, argc, argv, err, sizeof(err))) {
+        fprintf(stderr, "sigv4d: %s\n", err);
+        px_config_cleanup(&cfg);
         return 2;
     }
-    usage(stderr);
-    return 2;
+    if (cfg.action == PX_ACTION_HELP) {
+        px_config_usage(stdout);
+        px_config_cleanup(&cfg);
+        return 0;
+    }
+    if (cfg.action == PX_ACTION_VERSION) {
+        printf("sigv4d %s\n", SIGV4D_VERSION);
+        px_config_cleanup(&cfg);
+        return 0;
+    }
+    px_log_level = cfg.verbose >= 2 ? PX_LOG_DEBUG : cfg.verbose == 1 ? PX_LOG_INFO : PX_LOG_ERROR;
+    if (cfg.role_arn != NULL) {
+        fprintf(stderr, "sigv4d: --role-arn is not implemented yet (needs the STS provider)\n");
+        goto out;
+    }
+
+    enum cred_err cerr = cred_from_env(&creds);
+    if (cerr == CRED_OK) {
+        char id[8];
+        cred_redacted_id(creds, id);
+        px_log(PX_LOG_INFO, "credentials from the environment, access key %s", id);
+    } else {
+        /* Keep serving: every request gets 503 with the reason, which is easier to diagnose
+         * from a client than a proxy that refuses to start. */
+        px_log(PX_LOG_ERROR,
+               "no usable credentials in the environment (%s): requests will "
+               "get 503",
+               cred_err_str(cerr));
+    }
+
+    if (cfg.upstream_tls) {
+        ssl_ctx = make_ssl_ctx(&cfg);
+        if (ssl_ctx == NULL)
+            goto out;
+    }
+
+    if (evthread_use_pthreads() != 0) {
+        px_log(PX_LOG_ERROR, "libevent thread support unavailable");
+        goto out;
+    }
+    /* Signals are handled by the main thread alone, with sigwait; workers inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    workers = px_xmalloc(cfg.workers * sizeof(*workers));
+    for (unsigned i = 0; i < cfg.workers; i++) {
+        workers[i].index = i;
+        workers[i].cfg = &cfg;
+        workers[i].ssl_ctx = ssl_ctx;
+        workers[i].creds = creds;
+        if (!px_worker_init(&workers[i])) {
+            for (unsigned k = 0; k <= i; k++)
+                px_worker_release(&workers[k]);
+            goto out_workers;
+        }
+    }
+    for (; started < cfg.workers; started++) {
+        if (pthread_create(&workers[started].thread, NULL, px_worker_run, &workers[started]) != 0) {
+            px_log(PX_LOG_ERROR, "cannot start worker thread %u", started);
+            break;
+        }
+    }
+    if (started == cfg.workers) {
+        px_log(PX_LOG_INFO, "listening on %s:%u with %u workers, upstream %s",
+               cfg.listen_host[0] ? cfg.listen_host : "0.0.0.0", cfg.listen_port, cfg.workers,
+               cfg.upstream_tls ? "https" : "http");
+        int sig = 0;
+        sigwait(&sigs, &sig);
+        px_log(PX_LOG_INFO, "signal %d: draining", sig);
+        rc = 0;
+    }
+    for (unsigned i = 0; i < started; i++)
+        px_worker_stop(&workers[i]);
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(workers[i].thread, NULL);
+    for (unsigned i = started; i < cfg.workers; i++)
+        px_worker_release(&workers[i]);
+out_workers:
+    free(workers);
+out:
+    cred_unref(creds);
+    SSL_CTX_free(ssl_ctx);
+    px_config_cleanup(&cfg);
+    libevent_global_shutdown();
+    return rc;
 }

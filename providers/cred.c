@@ -1,0 +1,174 @@
+/* cred.c: refcounted immutable credentials, the environment source and a static provider. */
+#include "cred.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include <openssl/crypto.h>
+
+struct cred {
+    atomic_uint refs;
+    struct sig_buf access_key_id; /* storage follows the struct, in one allocation */
+    struct sig_buf secret;
+    struct sig_buf token;
+    size_t alloc_len;
+};
+
+const char *cred_err_str(enum cred_err err)
+{
+    switch (err) {
+    case CRED_OK:
+        return "ok";
+    case CRED_ERR_NOT_FOUND:
+        return "no credentials found";
+    case CRED_ERR_INVALID:
+        return "credentials are incomplete (access key id or secret missing)";
+    case CRED_ERR_TOO_LONG:
+        return "a credential value is too long";
+    }
+    return "unknown credential error";
+}
+
+static void *cred_xmalloc(size_t n)
+{
+    void *p = calloc(1, n);
+    if (p == NULL)
+        abort(); /* configured limits bound every allocation; OOM is fatal */
+    return p;
+}
+
+enum cred_err cred_new(struct sig_slice access_key_id, struct sig_slice secret,
+                       struct sig_slice session_token, struct cred **out)
+{
+    *out = NULL;
+    if (access_key_id.len == 0 || secret.len == 0)
+        return CRED_ERR_INVALID;
+    if (access_key_id.len > CRED_MAX_VALUE || secret.len > CRED_MAX_VALUE ||
+        session_token.len > CRED_MAX_VALUE)
+        return CRED_ERR_TOO_LONG;
+    size_t total = sizeof(struct cred) + access_key_id.len + secret.len + session_token.len;
+    struct cred *c = cred_xmalloc(total);
+    uint8_t *mem = (uint8_t *)(c + 1);
+    atomic_init(&c->refs, 1);
+    c->alloc_len = total;
+    sig_buf_init(&c->access_key_id, mem, access_key_id.len);
+    mem += access_key_id.len;
+    sig_buf_init(&c->secret, mem, secret.len);
+    mem += secret.len;
+    sig_buf_init(&c->token, mem, session_token.len);
+    /* The capacities are exact, so these appends cannot fail. */
+    enum sig_err e = sig_buf_append_slice(&c->access_key_id, access_key_id);
+    if (e == SIG_OK)
+        e = sig_buf_append_slice(&c->secret, secret);
+    if (e == SIG_OK)
+        e = sig_buf_append_slice(&c->token, session_token);
+    if (e != SIG_OK) {
+        cred_unref(c);
+        return CRED_ERR_TOO_LONG;
+    }
+    *out = c;
+    return CRED_OK;
+}
+
+struct cred *cred_ref(struct cred *c)
+{
+    if (c != NULL)
+        atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void cred_unref(struct cred *c)
+{
+    if (c == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    OPENSSL_cleanse(c, c->alloc_len);
+    free(c);
+}
+
+struct sig_credentials cred_view(const struct cred *c)
+{
+    return (struct sig_credentials){
+        .access_key_id = sig_buf_slice(&c->access_key_id),
+        .secret_access_key = sig_buf_slice(&c->secret),
+        .session_token = sig_buf_slice(&c->token),
+    };
+}
+
+void cred_redacted_id(const struct cred *c, char out[8])
+{
+    struct sig_slice id = sig_buf_slice(&c->access_key_id);
+    size_t n = id.len < 4 ? id.len : 4;
+    out[0] = out[1] = out[2] = '.';
+    for (size_t i = 0; i < n; i++)
+        out[3 + i] = (char)id.ptr[id.len - n + i];
+    out[3 + n] = '\0';
+}
+
+enum cred_err cred_from_env(struct cred **out)
+{
+    /* getenv returns the process environment itself: nothing to wipe here, and the values
+     * are copied straight into the credential allocation (wiped on release). */
+    struct sig_slice id = sig_slice_from_cstr(getenv("AWS_ACCESS_KEY_ID"));
+    struct sig_slice secret = sig_slice_from_cstr(getenv("AWS_SECRET_ACCESS_KEY"));
+    struct sig_slice token = sig_slice_from_cstr(getenv("AWS_SESSION_TOKEN"));
+    *out = NULL;
+    if (id.len == 0 && secret.len == 0)
+        return CRED_ERR_NOT_FOUND;
+    return cred_new(id, secret, token, out);
+}
+
+/* ---- static provider ---- */
+
+struct cred_provider {
+    struct cred_io io;
+    struct cred *creds; /* owned reference, may be NULL */
+    enum cred_err err;  /* answer when creds is NULL */
+};
+
+struct cred_pending {
+    struct cred_provider *p;
+    cred_get_fn cb;
+    void *arg;
+};
+
+struct cred_provider *cred_provider_new_static(const struct cred_io *io, struct cred *creds,
+                                               enum cred_err err)
+{
+    struct cred_provider *p = cred_xmalloc(sizeof(*p));
+    p->io = *io;
+    p->creds = cred_ref(creds);
+    p->err = creds != NULL ? CRED_OK : (err != CRED_OK ? err : CRED_ERR_NOT_FOUND);
+    return p;
+}
+
+static void cred_pending_run(void *arg)
+{
+    struct cred_pending pending = *(struct cred_pending *)arg;
+    free(arg);
+    if (pending.p->creds != NULL)
+        pending.cb(cred_ref(pending.p->creds), CRED_OK, pending.arg);
+    else
+        pending.cb(NULL, pending.p->err, pending.arg);
+}
+
+void cred_provider_get(struct cred_provider *p, cred_get_fn cb, void *arg)
+{
+    struct cred_pending *pending = cred_xmalloc(sizeof(*pending));
+    pending->p = p;
+    pending->cb = cb;
+    pending->arg = arg;
+    /* Always deferred, even though the answer is known: callers may then rely on the callback
+     * never running while they are still inside cred_provider_get (STYLE.md section 1). */
+    p->io.defer(p->io.ctx, cred_pending_run, pending);
+}
+
+void cred_provider_free(struct cred_provider *p)
+{
+    if (p == NULL)
+        return;
+    cred_unref(p->creds);
+    p->creds = NULL;
+    free(p);
+}

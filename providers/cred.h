@@ -1,0 +1,92 @@
+/*
+ * cred.h: credentials and the asynchronous credential-provider interface.
+ *
+ * Credentials are immutable and refcounted: a signing operation holds a reference, so a
+ * provider that refreshes can drop its own reference without freeing them mid-use.
+ *
+ * Providers never include libevent: everything that waits goes through `struct cred_io`,
+ * which proxy/ implements on its event_base and tests implement with fakes.
+ */
+#ifndef CRED_H
+#define CRED_H
+
+#include <stdint.h>
+
+#include "sig_sign.h"
+#include "sig_types.h"
+
+/* Provider error codes occupy 200..299. */
+enum cred_err {
+    CRED_OK = 0,
+    CRED_ERR_NOT_FOUND = 200, /* this source has no credentials */
+    CRED_ERR_INVALID = 201,   /* credentials present but malformed (e.g. key without secret) */
+    CRED_ERR_TOO_LONG = 202,  /* a value is longer than CRED_MAX_VALUE */
+};
+
+/* A fixed message per code; never contains input. */
+const char *cred_err_str(enum cred_err err);
+
+#define CRED_MAX_VALUE 4096
+
+/* Immutable after creation. The secret and token are wiped (OPENSSL_cleanse) on release. */
+struct cred;
+
+/* Takes one more reference; returns `c` (NULL gives NULL). Thread-safe. */
+struct cred *cred_ref(struct cred *c);
+/* Drops one reference; the last one wipes and frees. NULL is ignored. Thread-safe. */
+void cred_unref(struct cred *c);
+/* Borrowed views into `c`, valid while the caller holds a reference. */
+struct sig_credentials cred_view(const struct cred *c);
+/* The access key id redacted to its last 4 characters, for logs ("...WXYZ"). */
+void cred_redacted_id(const struct cred *c, char out[8]);
+
+/*
+ * Builds credentials from copies of the three values (session_token may be empty).
+ * Errors: CRED_ERR_INVALID if the key id or secret is empty, CRED_ERR_TOO_LONG. On success
+ * *out holds the only reference (the caller owns it).
+ */
+SIG_MUST_USE enum cred_err cred_new(struct sig_slice access_key_id, struct sig_slice secret,
+                                    struct sig_slice session_token, struct cred **out);
+
+/*
+ * Reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN once (synchronous: for
+ * start-up, before any event loop runs). CRED_ERR_NOT_FOUND if the key id and the secret are
+ * both unset, CRED_ERR_INVALID if only one of them is set.
+ */
+SIG_MUST_USE enum cred_err cred_from_env(struct cred **out);
+
+typedef void (*cred_task_fn)(void *arg);
+
+/* The I/O a provider may use, injected by its owner. */
+struct cred_io {
+    void *ctx;
+    /* Runs fn(arg) once, soon, from the event loop (never from inside this call). */
+    void (*defer)(void *ctx, cred_task_fn fn, void *arg);
+};
+
+/*
+ * The result of a fetch: on CRED_OK `creds` is a new reference the callback owns (it must
+ * cred_unref it); otherwise `creds` is NULL and `err` says why.
+ */
+typedef void (*cred_get_fn)(struct cred *creds, enum cred_err err, void *arg);
+
+struct cred_provider;
+
+/*
+ * A provider that always answers with `creds` (which may be NULL: then every fetch fails with
+ * `err`). Takes its own reference to `creds`. `io` is copied; io->ctx is borrowed and must
+ * outlive the provider. One provider per event loop (not thread-safe).
+ */
+struct cred_provider *cred_provider_new_static(const struct cred_io *io, struct cred *creds,
+                                               enum cred_err err);
+
+/*
+ * Asynchronous fetch: calls cb(creds, err, arg) exactly once, never from inside this call,
+ * even when the answer is already known. The provider must outlive the pending callback.
+ */
+void cred_provider_get(struct cred_provider *p, cred_get_fn cb, void *arg);
+
+/* Frees the provider and drops its reference. Pending callbacks must have run. NULL ok. */
+void cred_provider_free(struct cred_provider *p);
+
+#endif

@@ -1,0 +1,244 @@
+/*
+ * px_proxy.h: workers, client connections and upstream connections.
+ *
+ * Threading: each worker thread owns one event_base and everything reachable from it
+ * (listener, connections, upstream pool, DNS, signer workspace and key cache). Nothing is
+ * shared between workers except the read-only config, the SSL_CTX (thread-safe) and the
+ * immutable credentials.
+ */
+#ifndef PX_PROXY_H
+#define PX_PROXY_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+
+#include <llhttp.h>
+
+#include "cred.h"
+#include "px_common.h"
+#include "px_config.h"
+#include "px_endpoint.h"
+#include "sig_chunked.h"
+#include "sig_sha256.h"
+#include "sig_sign.h"
+
+/* Output above this stops reading the other side; reading resumes at half. */
+#define PX_HIGH_WATERMARK (256u * 1024)
+#define PX_LOW_WATERMARK (PX_HIGH_WATERMARK / 2)
+#define PX_WORKSPACE_BYTES (64u * 1024)
+#define PX_SPOOL_READ_BYTES (64u * 1024)
+/* aws-chunked chunk size: what the AWS SDKs use; each chunk is signed once it is complete. */
+#define PX_AWS_CHUNK_BYTES (64u * 1024)
+
+struct px_conn;
+struct px_upstream;
+
+/* Client TLS sessions per upstream, for resumption on new connections (per worker). */
+#define PX_TLS_SESSIONS 16
+struct px_tls_session {
+    char key[600];
+    SSL_SESSION *sess; /* owned reference */
+};
+
+/* SSL ex_data slot holding the struct px_upstream of a connection (set up by main). */
+extern int px_ssl_upstream_index;
+
+struct px_worker {
+    unsigned index;
+    const struct px_config *cfg; /* borrowed, outlives the worker */
+    SSL_CTX *ssl_ctx;            /* borrowed (shared, thread-safe); NULL for plain http */
+    struct cred *creds;          /* borrowed from main; the provider takes its own ref */
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct evconnlistener *listener;
+    struct event *stop_ev;     /* activated from the main thread on SIGTERM/SIGINT */
+    struct event *deadline_ev; /* drain deadline after stop */
+    struct event *poll_ev;     /* while draining: are all connections gone? */
+    struct cred_provider *provider;
+    struct sig_workspace ws; /* one signature at a time: the loop is single-threaded */
+    uint8_t *ws_mem;
+    struct sig_key_cache keys;
+    struct px_conn *conns;    /* all live client connections (doubly linked) */
+    struct px_upstream *idle; /* pooled idle upstream connections */
+    struct px_tls_session tls_sessions[PX_TLS_SESSIONS];
+    unsigned tls_next;
+    bool stopping;
+    bool start_failed;
+    pthread_t thread;
+};
+
+/* Creates the worker's loop and listener (synchronous; logs and returns false on failure). */
+bool px_worker_init(struct px_worker *w);
+/* Runs the loop until stopped and drained; then releases everything the worker owns. */
+void *px_worker_run(void *arg);
+/* Releases a worker whose init failed or whose thread never ran. */
+void px_worker_release(struct px_worker *w);
+/* From any thread: begin a graceful stop. */
+void px_worker_stop(struct px_worker *w);
+
+enum px_state {
+    PX_STATE_READ_HEAD = 0,
+    PX_STATE_READ_BODY, /* buffering + hashing the body before signing */
+    PX_STATE_WAIT_CREDS,
+    PX_STATE_CONNECT_UP,
+    PX_STATE_SEND_REQ,
+    PX_STATE_READ_RESP_HEAD,
+    PX_STATE_STREAM_BODY,
+    PX_STATE_DRAIN, /* flushing a final response, then close */
+    PX_STATE_CLOSED,
+};
+
+struct px_hdr {
+    uint32_t name_off, name_len, value_off, value_len; /* into the head buffer */
+};
+
+enum px_body_mode {
+    PX_BODY_NONE = 0,
+    PX_BODY_BUFFER, /* hash while receiving, keep in memory then spool, then send */
+    PX_BODY_STREAM, /* known length, unsigned: straight through */
+    /* S3 body above --max-buffer-bytes with a known length: re-framed as aws-chunked with
+     * per-chunk signatures (STREAMING-AWS4-HMAC-SHA256-PAYLOAD), nothing held or spooled */
+    PX_BODY_AWS_CHUNKED,
+};
+
+/* An upstream connection: owned by a px_conn while in use, by the worker's pool when idle. */
+struct px_upstream {
+    struct px_worker *w;
+    struct bufferevent *bev;
+    SSL *ssl;             /* owned by bev (BEV_OPT_CLOSE_ON_FREE frees it) */
+    char key[600];        /* "tls|host|port|connect-host|connect-port" */
+    struct px_conn *conn; /* owner, NULL when idle */
+    struct px_upstream *next_idle;
+    bool connected;
+    bool reused;
+    uint64_t requests;
+};
+
+struct px_conn {
+    struct px_worker *w;
+    struct px_conn *prev, *next; /* worker's list */
+    enum px_state state;
+    bool closing;       /* px_conn_close ran; freed from free_ev */
+    bool creds_pending; /* a provider callback still references us */
+    struct bufferevent *client;
+    struct event *timer;   /* the current phase's timeout */
+    struct event *free_ev; /* deferred free */
+    char peer[64];
+
+    /* request parsing */
+    llhttp_t req_parser;
+    uint8_t *head_mem;
+    struct sig_buf head; /* request line pieces and headers, bounded by max_header_bytes */
+    uint32_t url_off, url_len;
+    struct px_hdr *hdrs;
+    size_t hdr_count;
+    bool in_value;
+    bool head_started;
+    /* obs-fold detection: llhttp reports a folded line as a second value span */
+    const char *seg_start, *seg_end;
+    bool value_cont_ok;    /* the previous segment ended inside a header value */
+    bool value_at_seg_end; /* the last value span ran to the end of its segment */
+    bool lingering;        /* DRAIN: write side shut, discarding input until EOF (no RST) */
+    size_t head_bytes_fed;
+    enum px_err parse_err; /* set by a callback that refuses input */
+    char parse_reason[400];
+    bool req_complete; /* client's message fully received */
+    bool keep_alive;   /* client wants (and may have) another request */
+    uint8_t http_minor;
+    const char *method_name;
+    bool is_head;
+
+    /* the request being proxied */
+    char up_host[256]; /* logical upstream host (SNI, certificate, signature) */
+    uint16_t up_port;
+    char host_header[300]; /* Host sent and signed */
+    char connect_host[256];
+    uint16_t connect_port;
+    struct px_endpoint ep;                             /* service and region used for signing */
+    uint32_t path_off, path_len, query_off, query_len; /* into head */
+    enum px_body_mode body_mode;
+    bool body_chunked; /* client used Transfer-Encoding: chunked */
+    bool aws_chunked_passthrough;
+    uint64_t content_length;
+    uint64_t body_len; /* bytes received so far */
+    struct sig_sha256 body_hash;
+    struct evbuffer *body; /* in-memory part (buffer mode) or pending bytes (stream mode) */
+    int spool_fd;          /* -1 unless spooled */
+    uint64_t spool_len;
+    uint64_t spool_sent;                  /* bytes of the spool file queued upstream */
+    struct evbuffer *up_head;             /* the signed request head, kept for one retry */
+    struct sig_chunk_signer chunk_signer; /* PX_BODY_AWS_CHUNKED: holds kSigning, wiped */
+    uint64_t chunked_sent;                /* decoded bytes framed and queued upstream */
+    bool chunked_final_sent;
+    bool req_head_sent;
+    bool req_body_sent;
+    bool retried;
+    bool sent_100;
+    struct cred *creds;
+
+    /* upstream */
+    struct px_upstream *up;
+    llhttp_t resp_parser;
+    uint8_t *resp_mem;
+    struct sig_buf resp_head;
+    struct px_hdr *resp_hdrs;
+    size_t resp_hdr_count;
+    bool resp_in_value;
+    bool resp_started; /* any response byte seen */
+    bool resp_head_sent;
+    bool resp_chunked_out; /* re-chunking to the client */
+    bool resp_close_delimited;
+    bool resp_complete;
+    size_t stall_out_len; /* client output length when the stream timer last fired */
+    int status;
+    uint32_t status_off, status_len;
+
+    /* accounting for the log line */
+    uint64_t start_ms;
+    uint64_t bytes_out;
+    char fail_reason[200];
+};
+
+void px_conn_accept(struct px_worker *w, evutil_socket_t fd, const struct sockaddr *sa, int len);
+/* Frees the connection (deferred if a callback may still be on the stack). */
+void px_conn_close(struct px_conn *conn);
+/* The single failure exit: maps err to a status, answers if nothing was sent yet, logs one line
+ * naming the phase, and closes. `fmt` is the one-line reason (never contains secrets). */
+void px_conn_fail(struct px_conn *conn, enum px_err err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void px_conn_set_state(struct px_conn *conn, enum px_state next);
+const char *px_state_name(enum px_state s);
+uint64_t px_now_ms(void);
+void px_conn_arm_timer(struct px_conn *conn, uint32_t ms);
+
+/* Starts the asynchronous credential fetch (WAIT_CREDS); signs and connects on the answer. */
+void px_conn_fetch_creds(struct px_conn *conn);
+
+/* Upstream side (px_upstream.c). */
+void px_upstream_start(struct px_conn *conn);
+/* The response is complete or the request failed: release or free the upstream. */
+void px_upstream_release(struct px_conn *conn, bool reusable);
+void px_upstream_pool_free(struct px_worker *w);
+/* SSL_CTX new-session callback: keeps the session for its upstream's worker. */
+int px_upstream_new_session_cb(SSL *ssl, SSL_SESSION *sess);
+void px_upstream_tls_sessions_free(struct px_worker *w);
+/* Client output drained below the low watermark: resume upstream reading if paused. */
+void px_upstream_resume_read(struct px_conn *conn);
+/* Moves request body bytes towards the upstream when its output has room. */
+void px_upstream_pump_body(struct px_conn *conn);
+
+/* Client side hooks used by the upstream code (px_conn.c). */
+void px_conn_response_done(struct px_conn *conn);
+void px_conn_client_write(struct px_conn *conn, const void *p, size_t n);
+/* The upstream has room again for a streamed request body: read the client again. */
+void px_conn_resume_client(struct px_conn *conn);
+
+#endif

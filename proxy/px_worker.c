@@ -1,0 +1,226 @@
+/* px_worker.c: one worker thread: event loop, SO_REUSEPORT listener, graceful stop. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/thread.h>
+
+#include "px_proxy.h"
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    (void)l;
+    struct px_worker *w = arg;
+    px_conn_accept(w, fd, sa, len);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    (void)l;
+    struct px_worker *w = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    /* EMFILE and friends: keep running; the listener retries on the next readiness. */
+    px_log(PX_LOG_ERROR, "worker %u: accept failed: %s", w->index,
+           evutil_socket_error_to_string(e));
+}
+
+static void defer_cb(evutil_socket_t fd, short what, void *arg);
+
+struct deferred_task {
+    cred_task_fn fn;
+    void *arg;
+};
+
+static void defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct deferred_task t = *(struct deferred_task *)arg;
+    free(arg);
+    t.fn(t.arg);
+}
+
+/* struct cred_io on libevent: a zero-timeout one-shot event runs the task from the loop. */
+static void io_defer(void *ctx, cred_task_fn fn, void *arg)
+{
+    struct px_worker *w = ctx;
+    struct deferred_task *t = px_xmalloc(sizeof(*t));
+    t->fn = fn;
+    t->arg = arg;
+    struct timeval zero = {0, 0};
+    if (event_base_once(w->base, -1, EV_TIMEOUT, defer_cb, t, &zero) != 0) {
+        /* Cannot happen short of memory exhaustion; running the task late but never inline
+         * would be impossible, so this is fatal like any other allocation failure. */
+        px_log(PX_LOG_ERROR, "event_base_once failed");
+        abort();
+    }
+}
+
+static void maybe_finish_drain(struct px_worker *w)
+{
+    if (w->stopping && w->conns == NULL)
+        event_base_loopbreak(w->base);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct px_worker *w = arg;
+    if (w->conns != NULL)
+        px_log(PX_LOG_INFO, "worker %u: drain deadline passed, closing connections", w->index);
+    event_base_loopbreak(w->base);
+}
+
+static void poll_drained_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    maybe_finish_drain(arg);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct px_worker *w = arg;
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    if (w->listener != NULL) {
+        evconnlistener_free(w->listener);
+        w->listener = NULL;
+    }
+    /* Idle keep-alive connections have nothing to drain. */
+    for (struct px_conn *c = w->conns; c; c = c->next)
+        if (c->state == PX_STATE_READ_HEAD && !c->head_started)
+            px_conn_close(c);
+    px_upstream_pool_free(w);
+    uint32_t ms = w->cfg->shutdown_timeout_ms;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    evtimer_add(w->deadline_ev, &tv);
+    /* Connections free themselves as they finish; check every 50 ms whether all are gone. */
+    struct event *poll = event_new(w->base, -1, EV_PERSIST, poll_drained_cb, w);
+    struct timeval p = {0, 50000};
+    if (poll != NULL) {
+        event_add(poll, &p);
+        w->poll_ev = poll; /* freed by worker_cleanup */
+    }
+}
+
+bool px_worker_init(struct px_worker *w)
+{
+    const struct px_config *cfg = w->cfg;
+    struct event_config *ecfg = event_config_new();
+    if (ecfg != NULL) {
+        /* Coalesce the epoll_ctl calls of an enable/disable pair within one loop pass (the
+         * client read side toggles around every request). */
+        event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        w->base = event_base_new_with_config(ecfg);
+        event_config_free(ecfg);
+    }
+    if (w->base == NULL) {
+        px_log(PX_LOG_ERROR, "worker %u: cannot create an event base", w->index);
+        return false;
+    }
+    w->dns = evdns_base_new(w->base,
+                            EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (w->dns == NULL) {
+        /* No usable resolv.conf: numeric hosts and /etc/hosts still work. */
+        w->dns = evdns_base_new(w->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (w->dns != NULL)
+            evdns_base_load_hosts(w->dns, NULL);
+    }
+    if (w->dns == NULL) {
+        px_log(PX_LOG_ERROR, "worker %u: cannot create a DNS resolver", w->index);
+        return false;
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    char addr[96];
+    const char *host = cfg->listen_host[0] ? cfg->listen_host : "0.0.0.0";
+    if (strchr(host, ':'))
+        snprintf(addr, sizeof(addr), "[%s]:%u", host, cfg->listen_port);
+    else
+        snprintf(addr, sizeof(addr), "%s:%u", host, cfg->listen_port);
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
+        px_log(PX_LOG_ERROR, "cannot parse listen address %s", addr);
+        return false;
+    }
+    /* SO_REUSEPORT: each worker has its own accept queue; the kernel spreads connections. */
+    w->listener = evconnlistener_new_bind(w->base, accept_cb, w,
+                                          LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                          1024, (struct sockaddr *)&ss, sslen);
+    if (w->listener == NULL) {
+        int e = EVUTIL_SOCKET_ERROR();
+        px_log(PX_LOG_ERROR, "cannot listen on %s: %s", addr, evutil_socket_error_to_string(e));
+        return false;
+    }
+    evconnlistener_set_error_cb(w->listener, accept_error_cb);
+    w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+    w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
+    w->ws_mem = px_xmalloc(PX_WORKSPACE_BYTES);
+    sig_workspace_init(&w->ws, w->ws_mem, PX_WORKSPACE_BYTES);
+    sig_key_cache_init(&w->keys);
+    struct cred_io io = {.ctx = w, .defer = io_defer};
+    w->provider = cred_provider_new_static(&io, w->creds, CRED_ERR_NOT_FOUND);
+    return w->stop_ev != NULL && w->deadline_ev != NULL;
+}
+
+void px_worker_stop(struct px_worker *w)
+{
+    if (w->stop_ev != NULL)
+        event_active(w->stop_ev, 0, 0);
+}
+
+static void worker_cleanup(struct px_worker *w)
+{
+    /* Close whatever the drain left, then let deferred frees and pending provider answers
+     * run (bounded: each pass can only finish work, never start new requests). */
+    for (struct px_conn *c = w->conns; c; c = c->next)
+        px_conn_close(c);
+    for (int i = 0; i < 100 && w->conns != NULL; i++)
+        event_base_loop(w->base, EVLOOP_NONBLOCK);
+    px_upstream_pool_free(w);
+    px_upstream_tls_sessions_free(w);
+    if (w->listener)
+        evconnlistener_free(w->listener);
+    w->listener = NULL;
+    if (w->poll_ev)
+        event_free(w->poll_ev);
+    w->poll_ev = NULL;
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    w->stop_ev = NULL;
+    if (w->deadline_ev)
+        event_free(w->deadline_ev);
+    w->deadline_ev = NULL;
+    if (w->dns)
+        evdns_base_free(w->dns, 1);
+    w->dns = NULL;
+    cred_provider_free(w->provider);
+    w->provider = NULL;
+    sig_key_cache_cleanup(&w->keys);
+    if (w->ws_mem != NULL) {
+        sig_workspace_cleanup(&w->ws);
+        free(w->ws_mem);
+        w->ws_mem = NULL;
+    }
+    if (w->base)
+        event_base_free(w->base);
+    w->base = NULL;
+}
+
+void *px_worker_run(void *arg)
+{
+    struct px_worker *w = arg;
+    event_base_dispatch(w->base);
+    worker_cleanup(w);
+    return NULL;
+}
+
+void px_worker_release(struct px_worker *w)
+{
+    worker_cleanup(w);
+}
