@@ -787,6 +787,8 @@ static void start_connection(struct px_conn *conn, bool fresh)
     conn->up = up;
     bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, up);
     bufferevent_setwatermark(up->bev, EV_WRITE, PX_LOW_WATERMARK, 0);
+    bufferevent_set_max_single_read(up->bev, PX_IO_BYTES);
+    bufferevent_set_max_single_write(up->bev, PX_IO_BYTES);
     bufferevent_enable(up->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect_hostname(up->bev, w->dns, AF_UNSPEC, conn->connect_host,
                                             conn->connect_port) != 0) {
