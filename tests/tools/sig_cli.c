@@ -136,7 +136,8 @@ static bool parse_int64(struct sig_slice s, int64_t min, int64_t max, int64_t *o
 static void write_field(FILE *out, struct sig_slice s)
 {
     fprintf(out, "%zu:", s.len);
-    fwrite(s.ptr, 1, s.len, out);
+    if (s.len > 0) /* an empty slice may have a NULL ptr, which fwrite must not get */
+        fwrite(s.ptr, 1, s.len, out);
     putc(',', out);
 }
 
