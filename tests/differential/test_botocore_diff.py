@@ -22,10 +22,12 @@ two agree, and says so where it does:
   botocore gets the canonical encoding, our signer (SIG_URI_S3) an equivalent one, including
   a raw '=' (signs as %3D) and a raw '+' (a literal plus in a path).
 * Other services' paths (SIG_URI_NORMALIZE): both get the same wire path, which is normalized
-  and then encoded once more. botocore's dot-segment removal drops the trailing slash of a
-  path that ends in "." or ".." ("/a/b/.." gives "/a", RFC 3986 5.2.4 gives "/a/"), so a
-  generated path never ends in a dot segment unless a slash follows it. An empty path is "/"
-  for both.
+  and then encoded once more. Dot segments are only the literal "." and ".." ("%2E" is an
+  ordinary segment, double-encoded). A path ending in a dot segment loses its trailing slash
+  in both ("/a/b/.." gives "/a", where RFC 3986 5.2.4 gives "/a/"): the signer follows
+  botocore there, so such paths are generated too. An empty path is "/" for both; an empty
+  S3 path is never generated (botocore would sign "", we sign "/").
+* Empty query pairs ("a&&b"): botocore signs an extra "=" pair, we skip it; never generated.
 * Headers: botocore signs every header but expect, user-agent and x-amzn-trace-id; we also
   never sign hop-by-hop headers (connection, te, proxy-*, ...), which a proxy rewrites. Those
   are not generated, nor Date (botocore then signs Date instead of X-Amz-Date) nor the
@@ -224,8 +226,8 @@ def gen_s3_path(rng):
 
 def gen_normalized_path(rng):
     """One wire path for both: segments of unreserved text, raw sub-delimiters, valid
-    %-escapes in either hex case (including %2E and %2F), raw UTF-8, dot and empty
-    segments; never ending in a dot segment without a slash after it."""
+    %-escapes in either hex case (including %2E and %2F), raw UTF-8, dot, encoded-dot and
+    empty segments."""
     if rng.random() < 0.03:
         return b""
     segs = []
@@ -234,7 +236,7 @@ def gen_normalized_path(rng):
         if k < 0.1:
             segs.append(b"")
         elif k < 0.25:
-            segs.append(rng.choice([b".", b".."]))
+            segs.append(rng.choice([b".", b"..", b"%2E", b"%2e%2E"]))
         else:
             parts = []
             for _ in range(rng.randint(1, 6)):
@@ -251,7 +253,7 @@ def gen_normalized_path(rng):
                 else:
                     parts.append(b" ")
             segs.append(b"".join(parts))
-    if rng.random() < 0.3 or (segs and segs[-1] in (b".", b"..")):
+    if rng.random() < 0.3:
         segs.append(b"")
     return b"/" + b"/".join(segs)
 
