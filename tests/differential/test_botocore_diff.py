@@ -578,3 +578,26 @@ def test_sig_cli_rejects_a_malformed_stream():
         reader = Reader(proc.stdout)
         assert reader.result()["status"] == SIG_OK
         assert reader.at_end()
+
+
+def test_key_cache_confusion():
+    """The signer caches derived keys by (secret, date, region, service): requests whose
+    fields concatenate alike ("ab"+"c" vs "a"+"bc"), secrets that are prefixes of one another
+    and more distinct keys than cache slots, interleaved, must each match botocore."""
+    base = dict(mode="normalize", flags="", payload_hash="", cli_path=b"/", cli_query=b"",
+                boto_path="/", boto_query="", pairs=[], host="h", body=b"", unsigned=False,
+                headers=[(b"Host", b"h")], boto_headers=[("Host", "h")])
+    variants = []
+    for secret in ("k", "kk", "kkk", "k" * 40, "k" * 41, "K" * 40):
+        for region, service in (("ab", "c"), ("a", "bc"), ("abc", "x"), ("ab", "cx")):
+            for t in (0, 86399, 86400):  # same day twice, then the next day
+                variants.append(base_request(**base, secret=secret, region=region,
+                                             service=service, unix_time=t))
+    requests = variants + variants[::-1] + variants[::3]
+    results = run_sig_cli(requests)
+    failures = []
+    for i, (r, ours) in enumerate(zip(requests, results)):
+        boto = botocore_sign(r)
+        if ours["status"] != SIG_OK or ours["signature"] != boto["signature"]:
+            failures.append(describe("fixed", i, r, ours, boto))
+    assert not failures, "\n\n".join(failures[:3]) + f"\n\n{len(failures)} failures"
