@@ -884,7 +884,12 @@ static int enumerate(const char *sub, bool v4a)
             closedir(d);
             return -1;
         }
-        names[n++] = strdup(e->d_name);
+        names[n] = strdup(e->d_name);
+        if (names[n] == NULL) {
+            closedir(d);
+            return -1;
+        }
+        n++;
     }
     closedir(d);
     qsort(names, n, sizeof(names[0]), cmp_name);
