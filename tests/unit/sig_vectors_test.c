@@ -208,10 +208,15 @@ static bool text_eq(const char *what, struct sig_slice want, struct sig_slice go
     size_t i = 0;
     while (i < want.len && i < got.len && want.ptr[i] == got.ptr[i])
         i++;
-    print_error("%s differs at byte %zu (want %zu bytes, got %zu)\n--- want\n%.*s\n--- got\n"
-                "%.*s\n---\n",
-                what, i, want.len, got.len, (int)want.len, (const char *)want.ptr, (int)got.len,
-                (const char *)got.ptr);
+    /* Straight to stderr: cmocka's print_error truncates long messages. */
+    fprintf(stderr, "%s differs at byte %zu (want %zu bytes, got %zu)\n--- want\n", what, i,
+            want.len, got.len);
+    if (want.len > 0)
+        fwrite(want.ptr, 1, want.len, stderr);
+    fputs("\n--- got\n", stderr);
+    if (got.len > 0)
+        fwrite(got.ptr, 1, got.len, stderr);
+    fputs("\n---\n", stderr);
     return false;
 }
 
