@@ -13,11 +13,18 @@ enum {
     C_UNRESERVED = 1, /* RFC 3986 section 2.3: ALPHA / DIGIT / "-" / "." / "_" / "~" */
     C_TCHAR = 2,      /* RFC 9110 section 5.6.2 */
     C_CTL = 4,        /* 0x00-0x1f and 0x7f */
+    C_WS = 8,         /* SP, HTAB, CR, LF: folded in header values */
 };
 
 #define UT (C_UNRESERVED | C_TCHAR)
 static const uint8_t byte_class[256] = {
-    [0x00 ... 0x1f] = C_CTL,
+    [0x00 ... 0x08] = C_CTL,
+    ['\t'] = C_CTL | C_WS,
+    ['\n'] = C_CTL | C_WS,
+    [0x0b ... 0x0c] = C_CTL,
+    ['\r'] = C_CTL | C_WS,
+    [0x0e ... 0x1f] = C_CTL,
+    [' '] = C_WS,
     [0x7f] = C_CTL,
     ['0' ... '9'] = UT,
     ['A' ... 'Z'] = UT,
@@ -287,71 +294,134 @@ enum sig_err sig_query_write(struct sig_query *q, struct sig_slice *out)
 
 /* ---- headers ---- */
 
-static bool is_fold_ws(uint8_t c)
+/*
+ * Line breaks are accepted only as obs-fold (RFC 9112 section 5.2), so multi-line values from
+ * the signing test suite canonicalize: a CR must precede LF, and LF must be followed by SP or
+ * HTAB. Other control bytes (NUL among them) are refused (RFC 9110 section 5.5).
+ */
+static bool line_break_ok(struct sig_slice v, size_t i)
 {
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+    if (v.ptr[i] == '\r')
+        return i + 1 < v.len && v.ptr[i + 1] == '\n';
+    return i + 1 < v.len && (v.ptr[i + 1] == ' ' || v.ptr[i + 1] == '\t');
 }
 
-/* RFC 9110 section 5.5 field values, plus obs-fold (RFC 9112 section 5.2) so multi-line
- * values from the signing test suite canonicalize: a CR must precede LF, and LF must be
- * followed by SP or HTAB. Other control bytes (NUL among them) are refused. */
-static bool header_value_ok(struct sig_slice v)
-{
-    for (size_t i = 0; i < v.len; i++) {
-        uint8_t c = v.ptr[i];
-        if (c == '\r') {
-            if (i + 1 >= v.len || v.ptr[i + 1] != '\n')
-                return false;
-        } else if (c == '\n') {
-            if (i + 1 >= v.len || (v.ptr[i + 1] != ' ' && v.ptr[i + 1] != '\t'))
-                return false;
-        } else if (c != '\t' && is_ctl(c)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* Trims and collapses each run of whitespace to one space (SigV4 "Trimall"). */
+/*
+ * Validates a header value and appends it trimmed, each run of whitespace collapsed to one
+ * space (SigV4 "Trimall"), in one pass that copies runs of ordinary bytes in bulk. The output
+ * is never longer than the input, so room for the input is reserved up front.
+ */
 static enum sig_err append_folded(struct sig_buf *b, struct sig_slice v)
 {
+    SIG_ENSURE(b->cap - b->len >= v.len, SIG_ERR_TOO_LARGE);
+    uint8_t *out = b->ptr + b->len;
+    size_t o = 0;
     bool pending_space = false;
-    bool any = false;
+    size_t i = 0;
 
-    for (size_t i = 0; i < v.len; i++) {
-        uint8_t c = v.ptr[i];
-        if (is_fold_ws(c)) {
-            pending_space = any;
+    while (i < v.len) {
+        uint8_t cls = byte_class[v.ptr[i]];
+        if (cls & C_WS) {
+            if ((v.ptr[i] == '\r' || v.ptr[i] == '\n') && !line_break_ok(v, i))
+                return SIG_ERR_BAD_HEADER_VALUE;
+            pending_space = o > 0;
+            i++;
             continue;
         }
+        if (cls & C_CTL)
+            return SIG_ERR_BAD_HEADER_VALUE;
         if (pending_space)
-            SIG_TRY(sig_buf_append_byte(b, ' '));
-        SIG_TRY(sig_buf_append_byte(b, c));
+            out[o++] = ' ';
         pending_space = false;
-        any = true;
+        size_t start = i;
+        while (i < v.len && !(byte_class[v.ptr[i]] & (C_WS | C_CTL)))
+            i++;
+        memcpy(out + o, v.ptr + start, i - start);
+        o += i - start;
     }
+    b->len += o;
     return SIG_OK;
 }
 
-static const struct sig_slice unsignable[] = {
-    SIG_SLICE_LIT("authorization"),     SIG_SLICE_LIT("connection"), SIG_SLICE_LIT("expect"),
-    SIG_SLICE_LIT("keep-alive"),        SIG_SLICE_LIT("te"),         SIG_SLICE_LIT("trailer"),
-    SIG_SLICE_LIT("transfer-encoding"), SIG_SLICE_LIT("upgrade"),    SIG_SLICE_LIT("user-agent"),
-    SIG_SLICE_LIT("x-amzn-trace-id"),
-};
+static bool eq_nocase(struct sig_slice name, const char *lower, size_t len)
+{
+    return name.len == len &&
+           sig_slice_eq_nocase(name, (struct sig_slice){(const uint8_t *)lower, len});
+}
 
+#define EQ(lit) eq_nocase(name, lit, sizeof(lit) - 1)
+
+/* Dispatches on length first: this runs for every header of every request. */
 bool sig_header_is_unsignable(struct sig_slice name)
 {
-    static const struct sig_slice proxy_prefix = SIG_SLICE_LIT("proxy-");
-
-    if (name.len >= proxy_prefix.len &&
-        sig_slice_eq_nocase((struct sig_slice){name.ptr, proxy_prefix.len}, proxy_prefix))
+    if (name.len >= 6 &&
+        sig_slice_eq_nocase((struct sig_slice){name.ptr, 6}, SIG_SLICE_LIT("proxy-")))
         return true;
-    for (size_t i = 0; i < sizeof(unsignable) / sizeof(unsignable[0]); i++) {
-        if (sig_slice_eq_nocase(name, unsignable[i]))
-            return true;
+    switch (name.len) {
+    case 2:
+        return EQ("te");
+    case 6:
+        return EQ("expect");
+    case 7:
+        return EQ("upgrade") || EQ("trailer");
+    case 10:
+        return EQ("connection") || EQ("keep-alive") || EQ("user-agent");
+    case 13:
+        return EQ("authorization");
+    case 15:
+        return EQ("x-amzn-trace-id");
+    case 17:
+        return EQ("transfer-encoding");
+    default:
+        return false;
     }
-    return false;
+}
+
+#undef EQ
+
+/* Bits of struct sig_headers.reserved_seen: the headers the signer itself adds. */
+static unsigned reserved_bit(struct sig_slice lower)
+{
+    static const struct sig_slice reserved[] = {
+        SIG_SLICE_LIT("x-amz-date"),
+        SIG_SLICE_LIT("x-amz-security-token"),
+        SIG_SLICE_LIT("x-amz-region-set"),
+        SIG_SLICE_LIT("x-amz-content-sha256"),
+    };
+    if (lower.len < 10 || lower.ptr[0] != 'x')
+        return 0;
+    for (unsigned i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        if (sig_slice_eq(lower, reserved[i]))
+            return 1u << i;
+    }
+    return 0;
+}
+
+static enum sig_err push_header(struct sig_headers *h, size_t name_off, size_t name_len,
+                                size_t val_off)
+{
+    struct sig_buf *b = &h->ws->buf;
+    SIG_ENSURE(b->len <= UINT32_MAX, SIG_ERR_TOO_LARGE);
+    h->reserved_seen |= reserved_bit((struct sig_slice){b->ptr + name_off, name_len});
+    h->ws->headers[h->count++] = (struct sig_span){
+        .off = (uint32_t)name_off,
+        .len = (uint32_t)name_len,
+        .off2 = (uint32_t)val_off,
+        .len2 = (uint32_t)(b->len - val_off),
+    };
+    return SIG_OK;
+}
+
+enum sig_err sig_headers_add_verbatim(struct sig_headers *h, struct sig_slice lower_name,
+                                      struct sig_slice value)
+{
+    struct sig_buf *b = &h->ws->buf;
+    SIG_ENSURE(h->count < SIG_MAX_HEADERS, SIG_ERR_TOO_MANY_HEADERS);
+    size_t name_off = b->len;
+    SIG_TRY(sig_buf_append_slice(b, lower_name));
+    size_t val_off = b->len;
+    SIG_TRY(sig_buf_append_slice(b, value));
+    return push_header(h, name_off, lower_name.len, val_off);
 }
 
 enum sig_err sig_headers_add(struct sig_headers *h, struct sig_slice name, struct sig_slice value)
@@ -361,9 +431,13 @@ enum sig_err sig_headers_add(struct sig_headers *h, struct sig_slice name, struc
     SIG_ENSURE(name.len > 0, SIG_ERR_BAD_HEADER_NAME);
     for (size_t i = 0; i < name.len; i++)
         SIG_ENSURE(is_tchar(name.ptr[i]), SIG_ERR_BAD_HEADER_NAME);
-    SIG_ENSURE(header_value_ok(value), SIG_ERR_BAD_HEADER_VALUE);
-    if (sig_header_is_unsignable(name))
-        return SIG_OK;
+    if (sig_header_is_unsignable(name)) {
+        /* Still validated: an unsigned header is forwarded all the same. */
+        size_t mark = h->ws->buf.len;
+        enum sig_err err = append_folded(b, value);
+        h->ws->buf.len = mark;
+        return err == SIG_ERR_TOO_LARGE ? SIG_OK : err;
+    }
     SIG_ENSURE(h->count < SIG_MAX_HEADERS, SIG_ERR_TOO_MANY_HEADERS);
 
     size_t name_off = b->len;
@@ -375,18 +449,14 @@ enum sig_err sig_headers_add(struct sig_headers *h, struct sig_slice name, struc
     b->len += name.len;
     size_t val_off = b->len;
     SIG_TRY(append_folded(b, value));
-    SIG_ENSURE(b->len <= UINT32_MAX, SIG_ERR_TOO_LARGE);
-    h->ws->headers[h->count++] = (struct sig_span){
-        .off = (uint32_t)name_off,
-        .len = (uint32_t)name.len,
-        .off2 = (uint32_t)val_off,
-        .len2 = (uint32_t)(b->len - val_off),
-    };
-    return SIG_OK;
+    return push_header(h, name_off, name.len, val_off);
 }
 
 bool sig_headers_has(const struct sig_headers *h, struct sig_slice lower_name)
 {
+    unsigned bit = reserved_bit(lower_name);
+    if (bit != 0)
+        return (h->reserved_seen & bit) != 0;
     for (size_t i = 0; i < h->count; i++) {
         const struct sig_span *s = &h->ws->headers[i];
         if (sig_slice_eq((struct sig_slice){h->ws->buf.ptr + s->off, s->len}, lower_name))

@@ -37,6 +37,7 @@ SIG_MUST_USE enum sig_err sig_query_write(struct sig_query *q, struct sig_slice 
 struct sig_headers {
     struct sig_workspace *ws;
     size_t count;
+    unsigned reserved_seen; /* which of the headers the signer adds are present */
 };
 
 /* Adds one header unless its name is never signed; validates name and value.
@@ -44,6 +45,10 @@ struct sig_headers {
  * SIG_ERR_TOO_LARGE. */
 SIG_MUST_USE enum sig_err sig_headers_add(struct sig_headers *h, struct sig_slice name,
                                           struct sig_slice value);
+/* Adds a header whose lowercase name and value are already canonical (the signer's own). */
+SIG_MUST_USE enum sig_err sig_headers_add_verbatim(struct sig_headers *h,
+                                                   struct sig_slice lower_name,
+                                                   struct sig_slice value);
 /* True if a header with this lowercase name was added. */
 bool sig_headers_has(const struct sig_headers *h, struct sig_slice lower_name);
 /* Sorts (stable), appends the canonical header block ("name:v1,v2\n"...) and then the signed

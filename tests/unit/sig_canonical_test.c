@@ -174,7 +174,7 @@ static void test_query_errors(void **state)
 static enum sig_err headers(const char *const *kv, size_t n, struct sig_slice *canon,
                             struct sig_slice *signed_list)
 {
-    struct sig_headers h = {&ws, 0};
+    struct sig_headers h = {.ws = &ws};
     ws.buf.len = 0;
     for (size_t i = 0; i < n; i++)
         SIG_TRY(sig_headers_add(&h, S(kv[2 * i]), S(kv[2 * i + 1])));
@@ -237,7 +237,7 @@ static void test_header_errors(void **state)
     const char *trailing_lf[] = {"a", "x\n"};
     assert_int_equal(headers(trailing_lf, 1, &canon, &list), SIG_ERR_BAD_HEADER_VALUE);
 
-    struct sig_headers h = {&ws, 0};
+    struct sig_headers h = {.ws = &ws};
     ws.buf.len = 0;
     struct sig_slice nul = {(const uint8_t *)"a\0b", 3};
     assert_int_equal(sig_headers_add(&h, S("x"), nul), SIG_ERR_BAD_HEADER_VALUE);
