@@ -402,7 +402,9 @@ static enum sig_err push_header(struct sig_headers *h, size_t name_off, size_t n
 {
     struct sig_buf *b = &h->ws->buf;
     SIG_ENSURE(b->len <= UINT32_MAX, SIG_ERR_TOO_LARGE);
-    h->reserved_seen |= reserved_bit((struct sig_slice){b->ptr + name_off, name_len});
+    struct sig_slice lower = {b->ptr + name_off, name_len};
+    h->reserved_seen |= reserved_bit(lower);
+    h->host_count += sig_slice_eq(lower, SIG_SLICE_LIT("host"));
     h->ws->headers[h->count++] = (struct sig_span){
         .off = (uint32_t)name_off,
         .len = (uint32_t)name_len,

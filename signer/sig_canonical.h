@@ -38,6 +38,7 @@ struct sig_headers {
     struct sig_workspace *ws;
     size_t count;
     unsigned reserved_seen; /* which of the headers the signer adds are present */
+    unsigned host_count;
 };
 
 /* Adds one header unless its name is never signed; validates name and value.

@@ -202,6 +202,8 @@ static enum sig_err collect_headers(const struct sig_request *req, const struct 
 {
     for (size_t i = 0; i < req->header_count; i++)
         SIG_TRY(sig_headers_add(h, req->headers[i].name, req->headers[i].value));
+    /* SigV4 always signs the one Host (RFC 9112 section 3.2 allows exactly one). */
+    SIG_ENSURE(h->host_count == 1, SIG_ERR_BAD_HOST);
     /* The caller must have removed these: signing over a client's copy would be ambiguous. */
     SIG_ENSURE(!sig_headers_has(h, SIG_SLICE_LIT("x-amz-date")), SIG_ERR_INVALID_ARG);
     SIG_ENSURE(!sig_headers_has(h, SIG_SLICE_LIT("x-amz-security-token")), SIG_ERR_INVALID_ARG);
@@ -274,10 +276,11 @@ static enum sig_err write_presigned_query(struct sig_buf *b, const struct sig_re
                          (struct sig_slice){(const uint8_t *)out->amz_date, SIG_AMZ_DATE_LEN}));
     SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-SignedHeaders"), out->signed_headers));
     SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-Expires"), expires));
-    if (p->alg == SIG_ALG_V4A)
-        SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-Region-Set"), p->region));
+    /* The token before the region set, as in the SigV4a suite's presigned URLs. */
     if (c->session_token.len > 0)
         SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-Security-Token"), c->session_token));
+    if (p->alg == SIG_ALG_V4A)
+        SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-Region-Set"), p->region));
     SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-Signature"), out->signature));
     /* With no original query the first '&' is dropped. */
     size_t skip = req->query.len == 0 ? 1 : 0;

@@ -227,6 +227,26 @@ static void test_credential_errors(void **state)
     creds = good;
 }
 
+static void test_host_required_once(void **state)
+{
+    (void)state;
+    req.header_count = 0;
+    assert_int_equal(sign(), SIG_ERR_BAD_HOST);
+    hdrs[0] = (struct sig_header){S("X-Other"), S("x")};
+    req.header_count = 1;
+    assert_int_equal(sign(), SIG_ERR_BAD_HOST);
+    hdrs[0] = (struct sig_header){S("Host"), S("a.example")};
+    hdrs[1] = (struct sig_header){S("HOST"), S("b.example")};
+    req.header_count = 2;
+    assert_int_equal(sign(), SIG_ERR_BAD_HOST);
+    params.form = SIG_FORM_QUERY;
+    params.expires_s = 60;
+    assert_int_equal(sign(), SIG_ERR_BAD_HOST);
+    req.header_count = 1;
+    assert_int_equal(sign(), SIG_OK);
+    assert_slice(res.signed_headers, "host");
+}
+
 static void test_client_copies_refused(void **state)
 {
     (void)state;
@@ -332,6 +352,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_form, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credential_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_required_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_copies_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_workspace_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_cache, setup, teardown),
