@@ -32,7 +32,9 @@ generator only produces inputs on which the two can agree, and says so here:
   canonically. Our SIG_URI_S3 decodes the wire path once and encodes it once, as S3 does. The
   two agree when the wire path is the canonical encoding, so awscrt gets that, and our signer
   an equivalent wire form (random hex case, needless escapes, raw sub-delimiters, dot and
-  empty segments, which neither normalizes for S3).
+  empty segments, which neither normalizes for S3). Where they part is an encoded slash in a
+  segment: for "/b/a%2Fb" aws-c-auth signs "/b/a%2Fb", our signer decodes it into "/b/a/b"
+  (the key S3 sees is "a/b" either way). gen_s3_path never puts a '/' inside a segment.
 * Other services' paths: both get the same wire path; both drop "." and ".." segments and
   empty segments (a path ending in a dot segment loses its trailing slash in both), then
   encode the result once more.
@@ -211,7 +213,7 @@ def crt_sign(r):
     creds = AwsCredentialsProvider.new_static(r["akid"], r["secret"], r["token"])
     path = r["crt_path"].decode("utf-8")
     if r["crt_query"]:
-        path += "?" + r["crt_query"].decode("ascii")
+        path += "?" + r["crt_query"].decode("utf-8")
     headers = HttpHeaders([(n.decode(), v.decode("utf-8")) for n, v in r["headers"]])
     req = HttpRequest(r["method"], path, headers, body_stream=io.BytesIO(r["body"]))
     s3 = r["mode"] == "s3"
