@@ -205,9 +205,9 @@ static enum sig_err query_parse_pair(struct sig_query *q, struct sig_slice pair)
     if (eq != NULL)
         val = (struct sig_slice){eq + 1, pair.len - key_len - 1};
     size_t key_off = b->len;
-    SIG_TRY(decode_encode(b, key, false, true));
+    SIG_TRY(decode_encode(b, key, false, false));
     size_t val_off = b->len;
-    SIG_TRY(decode_encode(b, val, false, true));
+    SIG_TRY(decode_encode(b, val, false, false));
     return query_push(q, key_off, val_off);
 }
 

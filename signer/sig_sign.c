@@ -197,8 +197,8 @@ static bool token_signed(const struct sig_credentials *c, const struct sig_param
 
 /* The request's headers plus the ones the signer adds (header form). */
 static enum sig_err collect_headers(const struct sig_request *req, const struct sig_params *p,
-                                    const struct sig_credentials *c, struct sig_result *out,
-                                    struct sig_headers *h)
+                                    const struct sig_credentials *c, struct sig_slice payload,
+                                    struct sig_result *out, struct sig_headers *h)
 {
     for (size_t i = 0; i < req->header_count; i++)
         SIG_TRY(sig_headers_add(h, req->headers[i].name, req->headers[i].value));
@@ -221,8 +221,7 @@ static enum sig_err collect_headers(const struct sig_request *req, const struct 
         SIG_TRY(sig_headers_add_verbatim(h, SIG_SLICE_LIT("x-amz-region-set"), p->region));
     if (p->add_content_sha256) {
         SIG_ENSURE(!sig_headers_has(h, SIG_SLICE_LIT("x-amz-content-sha256")), SIG_ERR_INVALID_ARG);
-        SIG_TRY(
-            sig_headers_add_verbatim(h, SIG_SLICE_LIT("x-amz-content-sha256"), p->payload_hash));
+        SIG_TRY(sig_headers_add_verbatim(h, SIG_SLICE_LIT("x-amz-content-sha256"), payload));
     }
     return SIG_OK;
 }
@@ -366,7 +365,7 @@ static void add_header(struct sig_result *out, struct sig_slice name, struct sig
 
 static enum sig_err finish_header_form(struct sig_buf *b, const struct sig_params *p,
                                        const struct sig_credentials *c, struct sig_slice credential,
-                                       struct sig_result *out)
+                                       struct sig_slice payload, struct sig_result *out)
 {
     size_t start = b->len;
 
@@ -387,7 +386,7 @@ static enum sig_err finish_header_form(struct sig_buf *b, const struct sig_param
     if (p->alg == SIG_ALG_V4A)
         add_header(out, SIG_SLICE_LIT("X-Amz-Region-Set"), p->region);
     if (p->add_content_sha256)
-        add_header(out, SIG_SLICE_LIT("x-amz-content-sha256"), p->payload_hash);
+        add_header(out, SIG_SLICE_LIT("x-amz-content-sha256"), payload);
     add_header(out, SIG_SLICE_LIT("Authorization"), auth);
     return SIG_OK;
 }
@@ -416,7 +415,7 @@ enum sig_err sig_sign(const struct sig_request *req, const struct sig_params *p,
     SIG_TRY(write_scope(b, p, out->amz_date, &out->credential_scope));
     credential = (struct sig_slice){b->ptr + cred_start, b->len - cred_start};
 
-    SIG_TRY(collect_headers(req, p, creds, out, &h));
+    SIG_TRY(collect_headers(req, p, creds, payload, out, &h));
     SIG_TRY(sig_headers_write(&h, &canonical_headers, &out->signed_headers));
     SIG_TRY(sig_query_parse(&q, req->query));
     if (p->form == SIG_FORM_QUERY)
@@ -427,5 +426,5 @@ enum sig_err sig_sign(const struct sig_request *req, const struct sig_params *p,
     SIG_TRY(write_signature(b, p, creds, cache, out));
     if (p->form == SIG_FORM_QUERY)
         return write_presigned_query(b, req, p, creds, credential, out);
-    return finish_header_form(b, p, creds, credential, out);
+    return finish_header_form(b, p, creds, credential, payload, out);
 }

@@ -3,6 +3,7 @@
  * and query the signer adds, the key cache, and date formatting. Signature values are checked
  * against the official vectors and botocore elsewhere (sig_vectors_test, differential tests).
  */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -115,6 +116,20 @@ static void test_header_form_added_headers(void **state)
     assert_true(res.canonical_request.len > 16);
     assert_memory_equal(res.canonical_request.ptr + res.canonical_request.len - 16,
                         "UNSIGNED-PAYLOAD", 16);
+}
+
+/* An empty payload hash means the hash of no bytes, in the header as in the canonical request
+ * (found by the aws-c-auth differential test: the header used to go out empty). */
+static void test_empty_payload_hash_header(void **state)
+{
+    (void)state;
+    params.add_content_sha256 = true;
+    assert_int_equal(sign(), SIG_OK);
+    assert_slice(res.add_headers[1].name, "x-amz-content-sha256");
+    assert_slice(res.add_headers[1].value, SIG_EMPTY_SHA256_HEX);
+    assert_non_null(memmem(res.canonical_request.ptr, res.canonical_request.len,
+                           "\nx-amz-content-sha256:" SIG_EMPTY_SHA256_HEX "\n",
+                           23 + SIG_SHA256_HEX_LEN));
 }
 
 static void test_omitted_token_is_sent_not_signed(void **state)
@@ -348,6 +363,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_amz_date),
         cmocka_unit_test_setup_teardown(test_header_form_added_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_payload_hash_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_omitted_token_is_sent_not_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_form, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_errors, setup, teardown),
