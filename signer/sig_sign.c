@@ -421,6 +421,7 @@ enum sig_err sig_sign(const struct sig_request *req, const struct sig_params *p,
     if (p->form == SIG_FORM_QUERY)
         SIG_TRY(add_presign_params(&q, p, creds, out, credential));
     SIG_TRY(sig_query_write(&q, &canonical_query));
+    out->canonical_query = canonical_query;
     SIG_TRY(write_canonical_request(b, req, p, canonical_query, canonical_headers, payload, out));
     SIG_TRY(write_string_to_sign(b, p, out));
     SIG_TRY(write_signature(b, p, creds, cache, out));

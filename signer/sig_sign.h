@@ -161,6 +161,9 @@ void sig_workspace_cleanup(struct sig_workspace *ws);
 /* The result; every slice points into the workspace or the params/credentials. */
 struct sig_result {
     struct sig_slice canonical_request;
+    /* The canonical query (header form: a wire-safe query to forward, sorted and encoded
+     * exactly as signed, so a service cannot decode it differently). */
+    struct sig_slice canonical_query;
     struct sig_slice string_to_sign;
     struct sig_slice signed_headers;   /* "host;x-amz-date" */
     struct sig_slice credential_scope; /* "20150830/us-east-1/service/aws4_request" */

@@ -132,6 +132,14 @@ static void test_empty_payload_hash_header(void **state)
                            23 + SIG_SHA256_HEX_LEN));
 }
 
+static void test_canonical_query_exposed(void **state)
+{
+    (void)state;
+    req.query = S("b=%7e+x&a=1");
+    assert_int_equal(sign(), SIG_OK);
+    assert_slice(res.canonical_query, "a=1&b=~%2Bx");
+}
+
 static void test_omitted_token_is_sent_not_signed(void **state)
 {
     (void)state;
@@ -364,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_amz_date),
         cmocka_unit_test_setup_teardown(test_header_form_added_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_payload_hash_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_canonical_query_exposed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_omitted_token_is_sent_not_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_form, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_errors, setup, teardown),
