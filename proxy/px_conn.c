@@ -838,16 +838,18 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
         conn->chunked_final_sent = false;
     }
 
-    /* Request line: the path and query exactly as received (what was signed). */
+    /* Request line: the path exactly as received (what was signed). */
     evbuffer_add_printf(out, "%s ", conn->method_name);
     struct sig_slice path = head_slice(conn, conn->path_off, conn->path_len);
     if (path.len == 0)
         evbuffer_add(out, "/", 1);
     else
         add_str(out, path);
-    if (conn->query_len != 0) {
+    /* The query goes out in its canonical form (sorted, encoded exactly as signed), so the
+     * service cannot decode it differently from what was signed (e.g. '+' vs space). */
+    if (res.canonical_query.len != 0) {
         evbuffer_add(out, "?", 1);
-        add_str(out, head_slice(conn, conn->query_off, conn->query_len));
+        add_str(out, res.canonical_query);
     }
     evbuffer_add(out, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < n_all; i++)
