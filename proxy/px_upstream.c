@@ -227,6 +227,26 @@ static bool is_resp_hop_by_hop(struct sig_slice name)
     return false;
 }
 
+/* True if the comma-separated list contains `token` (ASCII case-insensitive). */
+static bool list_has(struct sig_slice list, struct sig_slice token)
+{
+    size_t i = 0;
+    while (i < list.len) {
+        while (i < list.len && (list.ptr[i] == ' ' || list.ptr[i] == '\t' || list.ptr[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < list.len && list.ptr[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (list.ptr[end - 1] == ' ' || list.ptr[end - 1] == '\t'))
+            end--;
+        if (end > start &&
+            sig_slice_eq_nocase((struct sig_slice){list.ptr + start, end - start}, token))
+            return true;
+    }
+    return false;
+}
+
 static int r_on_headers_complete(llhttp_t *p)
 {
     struct px_conn *conn = rconn(p);
@@ -243,12 +263,20 @@ static int r_on_headers_complete(llhttp_t *p)
     evbuffer_add(out, text.ptr, text.len);
     evbuffer_add(out, "\r\n", 2);
     const struct px_hdr *cl = NULL;
+    struct sig_slice connection = {0};
+    for (size_t i = 0; i < conn->resp_hdr_count; i++) {
+        const struct px_hdr *h = &conn->resp_hdrs[i];
+        if (sig_slice_eq_nocase(rslice(conn, h->name_off, h->name_len),
+                                SIG_SLICE_LIT("connection")))
+            connection = rslice(conn, h->value_off, h->value_len);
+    }
     for (size_t i = 0; i < conn->resp_hdr_count; i++) {
         const struct px_hdr *h = &conn->resp_hdrs[i];
         struct sig_slice name = rslice(conn, h->name_off, h->name_len);
         if (sig_slice_eq_nocase(name, SIG_SLICE_LIT("content-length")))
             cl = h;
-        if (is_resp_hop_by_hop(name))
+        /* hop-by-hop, including the headers the upstream named in Connection (RFC 9110 7.6.1) */
+        if (is_resp_hop_by_hop(name) || list_has(connection, name))
             continue;
         evbuffer_add(out, name.ptr, name.len);
         evbuffer_add(out, ": ", 2);
