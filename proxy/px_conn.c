@@ -604,7 +604,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         return refuse(conn, PX_ERR_BODY_TOO_LARGE, "request body exceeds --max-body-bytes");
     /* `at` points into the client evbuffer's own segment (client_feed hands llhttp the
      * segments from evbuffer_peek), so the hash reads the received bytes in place. */
-    sig_sha256_update(&conn->body_hash, at, len);
+    if (!cfg->unsigned_payload) /* chunked bodies are buffered then, but never hashed */
+        sig_sha256_update(&conn->body_hash, at, len);
     if (conn->spool_fd < 0 && evbuffer_get_length(conn->body) + len <= cfg->max_buffer_bytes) {
         evbuffer_add(conn->body, at, len);
         return 0;
