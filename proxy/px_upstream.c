@@ -77,8 +77,7 @@ void px_upstream_release(struct px_conn *conn, bool reusable)
     size_t idle_count = 0;
     for (struct px_upstream *i = w->idle; i; i = i->next_idle)
         idle_count++;
-    if (!reusable || w->stopping || w->cfg->idle_conn_timeout_ms == 0 ||
-        idle_count >= PX_MAX_IDLE_PER_WORKER ||
+    if (!reusable || w->stopping || idle_count >= PX_MAX_IDLE_PER_WORKER ||
         evbuffer_get_length(bufferevent_get_input(up->bev)) != 0 ||
         evbuffer_get_length(bufferevent_get_output(up->bev)) != 0) {
         up_free(up);
@@ -86,9 +85,10 @@ void px_upstream_release(struct px_conn *conn, bool reusable)
     }
     /* Idle in the pool: a read timeout closes it after --transport.idle-conn-timeout, and EOF
      * or stray bytes from the server close it at once. */
+    /* 0 means no idle limit, as in Go's http.Transport (aws-sigv4-proxy's flag). */
     uint32_t ms = w->cfg->idle_conn_timeout_ms;
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    bufferevent_set_timeouts(up->bev, &tv, NULL);
+    bufferevent_set_timeouts(up->bev, ms != 0 ? &tv : NULL, NULL);
     bufferevent_enable(up->bev, EV_READ);
     up->next_idle = w->idle;
     w->idle = up;
