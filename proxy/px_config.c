@@ -81,7 +81,7 @@ static const struct flag flags[] = {
      "copy this header to X-Original-HEADER before signing (repeatable)"},
     {F_NO_VERIFY_SSL, "no-verify-ssl", 0, NULL, "do not verify the upstream TLS certificate"},
     {F_IDLE_CONN_TIMEOUT, "transport.idle-conn-timeout", 0, "DURATION",
-     "idle time before a pooled upstream connection closes (default 40s)"},
+     "idle time before a pooled upstream connection closes (default 40s; 0: no limit)"},
     {F_LOG_FAILED, "log-failed-requests", 0, NULL, "log requests that fail (status >= 400)"},
     {F_VERBOSE, "verbose", 'v', NULL, "log one line per request (twice: debug)"},
     {F_ROLE_ARN, "role-arn", 0, "ARN", "role to assume (not implemented yet: refused)"},

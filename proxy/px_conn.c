@@ -91,6 +91,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_feed(struct px_conn *conn);
 static void reset_request(struct px_conn *conn);
 static void drain_done(struct px_conn *conn);
+static void set_read_lowmark(struct px_conn *conn);
 
 void px_conn_arm_timer(struct px_conn *conn, uint32_t ms)
 {
@@ -603,7 +604,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         return refuse(conn, PX_ERR_BODY_TOO_LARGE, "request body exceeds --max-body-bytes");
     /* `at` points into the client evbuffer's own segment (client_feed hands llhttp the
      * segments from evbuffer_peek), so the hash reads the received bytes in place. */
-    sig_sha256_update(&conn->body_hash, at, len);
+    if (!cfg->unsigned_payload) /* chunked bodies are buffered then, but never hashed */
+        sig_sha256_update(&conn->body_hash, at, len);
     if (conn->spool_fd < 0 && evbuffer_get_length(conn->body) + len <= cfg->max_buffer_bytes) {
         evbuffer_add(conn->body, at, len);
         return 0;
@@ -837,16 +839,18 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
         conn->chunked_final_sent = false;
     }
 
-    /* Request line: the path and query exactly as received (what was signed). */
+    /* Request line: the path exactly as received (what was signed). */
     evbuffer_add_printf(out, "%s ", conn->method_name);
     struct sig_slice path = head_slice(conn, conn->path_off, conn->path_len);
     if (path.len == 0)
         evbuffer_add(out, "/", 1);
     else
         add_str(out, path);
-    if (conn->query_len != 0) {
+    /* The query goes out in its canonical form (sorted, encoded exactly as signed), so the
+     * service cannot decode it differently from what was signed (e.g. '+' vs space). */
+    if (res.canonical_query.len != 0) {
         evbuffer_add(out, "?", 1);
-        add_str(out, head_slice(conn, conn->query_off, conn->query_len));
+        add_str(out, res.canonical_query);
     }
     evbuffer_add(out, " HTTP/1.1\r\n", 11);
     for (size_t i = 0; i < n_all; i++)
@@ -994,6 +998,8 @@ static void reset_request(struct px_conn *conn)
     conn->resp_in_value = conn->resp_started = conn->resp_head_sent = false;
     conn->resp_chunked_out = conn->resp_close_delimited = conn->resp_complete = false;
     conn->stall_out_len = 0;
+    conn->stall_in_len = 0;
+    conn->read_paused = false;
     conn->status = 0;
     conn->bytes_out = 0;
     conn->fail_reason[0] = '\0';
@@ -1019,6 +1025,7 @@ void px_conn_response_done(struct px_conn *conn)
     reset_request(conn);
     conn->head_started = false;
     llhttp_resume(&conn->req_parser);
+    set_read_lowmark(conn);
     bufferevent_enable(conn->client, EV_READ);
     px_conn_arm_timer(conn, conn->w->cfg->client_idle_timeout_ms);
     /* A pipelined request may already be waiting in the input buffer. */
@@ -1037,6 +1044,23 @@ static void handle_request_complete(struct px_conn *conn)
     px_conn_set_state(conn, PX_STATE_WAIT_CREDS);
     evtimer_del(conn->timer);
     px_conn_fetch_creds(conn);
+}
+
+/* Sets the client's read low watermark: a batch of the known-length body still to come, or 0
+ * (every byte) while reading heads, chunked bodies, or lingering. */
+static void set_read_lowmark(struct px_conn *conn)
+{
+    size_t low = 0;
+    if (!conn->req_complete && !conn->lingering && conn->state != PX_STATE_READ_HEAD &&
+        conn->state != PX_STATE_DRAIN && !conn->body_chunked && conn->body_mode != PX_BODY_NONE &&
+        conn->content_length > conn->body_len) {
+        uint64_t left = conn->content_length - conn->body_len;
+        low = left < PX_READ_BATCH_BYTES ? (size_t)left : PX_READ_BATCH_BYTES;
+    }
+    if (low != conn->read_lowmark && conn->client != NULL) {
+        bufferevent_setwatermark(conn->client, EV_READ, low, PX_HIGH_WATERMARK);
+        conn->read_lowmark = low;
+    }
 }
 
 static void client_feed(struct px_conn *conn)
@@ -1060,6 +1084,8 @@ static void client_feed(struct px_conn *conn)
                 return;
             }
         } else if (conn->state == PX_STATE_READ_BODY) {
+            conn->stall_in_len = 0;
+            conn->read_paused = false;
             px_conn_arm_timer(conn, cfg->client_idle_timeout_ms);
         }
         const char *p = v.iov_base;
@@ -1098,10 +1124,13 @@ static void client_feed(struct px_conn *conn)
                 pending += evbuffer_get_length(bufferevent_get_output(conn->up->bev));
             if (pending > PX_HIGH_WATERMARK) {
                 bufferevent_disable(conn->client, EV_READ);
+                conn->read_paused = true;
                 return;
             }
         }
     }
+    if (!conn->closing)
+        set_read_lowmark(conn);
 }
 
 /*
@@ -1119,6 +1148,7 @@ static void drain_done(struct px_conn *conn)
         return;
     }
     conn->lingering = true;
+    set_read_lowmark(conn);
     shutdown(bufferevent_getfd(conn->client), SHUT_WR);
     bufferevent_enable(conn->client, EV_READ);
     px_conn_arm_timer(conn, 2000);
@@ -1126,8 +1156,9 @@ static void drain_done(struct px_conn *conn)
 
 void px_conn_resume_client(struct px_conn *conn)
 {
-    if (conn->closing || conn->req_complete)
+    if (conn->closing || conn->req_complete || !conn->read_paused)
         return;
+    conn->read_paused = false;
     bufferevent_enable(conn->client, EV_READ);
     client_feed(conn);
 }
@@ -1205,10 +1236,18 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
                      cfg->client_header_timeout_ms);
         return;
     case PX_STATE_READ_BODY:
-    case PX_STATE_WAIT_CREDS:
+    case PX_STATE_WAIT_CREDS: {
+        /* Bytes waiting below the read low watermark are progress too. */
+        size_t in = evbuffer_get_length(bufferevent_get_input(conn->client));
+        if (in > conn->stall_in_len) {
+            conn->stall_in_len = in;
+            px_conn_arm_timer(conn, cfg->client_idle_timeout_ms);
+            return;
+        }
         px_conn_fail(conn, PX_ERR_CLIENT_TIMEOUT, "request body stalled for %ums",
                      cfg->client_idle_timeout_ms);
         return;
+    }
     case PX_STATE_CONNECT_UP:
         px_conn_fail(conn, PX_ERR_UPSTREAM_TIMEOUT, "upstream %s:%u did not connect within %ums",
                      conn->connect_host, conn->connect_port, cfg->connect_timeout_ms);
@@ -1296,6 +1335,10 @@ void px_conn_accept(struct px_worker *w, evutil_socket_t fd, const struct sockad
     bufferevent_setcb(conn->client, client_read_cb, client_write_cb, client_event_cb, conn);
     bufferevent_setwatermark(conn->client, EV_WRITE, PX_LOW_WATERMARK, 0);
     bufferevent_setwatermark(conn->client, EV_READ, 0, PX_HIGH_WATERMARK);
+    /* libevent reads and writes 16 KiB per call by default: large bodies would cost a
+     * syscall and a callback per 16 KiB. */
+    bufferevent_set_max_single_read(conn->client, PX_IO_BYTES);
+    bufferevent_set_max_single_write(conn->client, PX_IO_BYTES);
     bufferevent_enable(conn->client, EV_READ | EV_WRITE);
     conn->state = PX_STATE_READ_HEAD;
     conn->start_ms = px_now_ms();

@@ -34,6 +34,11 @@
 #define PX_HIGH_WATERMARK (256u * 1024)
 #define PX_LOW_WATERMARK (PX_HIGH_WATERMARK / 2)
 #define PX_WORKSPACE_BYTES (64u * 1024)
+/* A body with a known length is handed to us in batches of this much (read low watermark),
+ * not per TCP segment: a write upstream per 4 KiB read costs a writev and two epoll_ctl. */
+#define PX_READ_BATCH_BYTES (64u * 1024)
+/* Largest single read or write on a socket. */
+#define PX_IO_BYTES (256u * 1024)
 #define PX_SPOOL_READ_BYTES (64u * 1024)
 /* aws-chunked chunk size: what the AWS SDKs use; each chunk is signed once it is complete. */
 #define PX_AWS_CHUNK_BYTES (64u * 1024)
@@ -198,6 +203,9 @@ struct px_conn {
     bool resp_close_delimited;
     bool resp_complete;
     size_t stall_out_len; /* client output length when the stream timer last fired */
+    size_t stall_in_len;  /* client input length when the body timer last fired */
+    size_t read_lowmark;  /* the client's current read low watermark */
+    bool read_paused;     /* client reading stopped for upstream backpressure */
     int status;
     uint32_t status_off, status_len;
 

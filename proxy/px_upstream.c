@@ -77,8 +77,7 @@ void px_upstream_release(struct px_conn *conn, bool reusable)
     size_t idle_count = 0;
     for (struct px_upstream *i = w->idle; i; i = i->next_idle)
         idle_count++;
-    if (!reusable || w->stopping || w->cfg->idle_conn_timeout_ms == 0 ||
-        idle_count >= PX_MAX_IDLE_PER_WORKER ||
+    if (!reusable || w->stopping || idle_count >= PX_MAX_IDLE_PER_WORKER ||
         evbuffer_get_length(bufferevent_get_input(up->bev)) != 0 ||
         evbuffer_get_length(bufferevent_get_output(up->bev)) != 0) {
         up_free(up);
@@ -86,9 +85,10 @@ void px_upstream_release(struct px_conn *conn, bool reusable)
     }
     /* Idle in the pool: a read timeout closes it after --transport.idle-conn-timeout, and EOF
      * or stray bytes from the server close it at once. */
+    /* 0 means no idle limit, as in Go's http.Transport (aws-sigv4-proxy's flag). */
     uint32_t ms = w->cfg->idle_conn_timeout_ms;
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    bufferevent_set_timeouts(up->bev, &tv, NULL);
+    bufferevent_set_timeouts(up->bev, ms != 0 ? &tv : NULL, NULL);
     bufferevent_enable(up->bev, EV_READ);
     up->next_idle = w->idle;
     w->idle = up;
@@ -227,6 +227,26 @@ static bool is_resp_hop_by_hop(struct sig_slice name)
     return false;
 }
 
+/* True if the comma-separated list contains `token` (ASCII case-insensitive). */
+static bool list_has(struct sig_slice list, struct sig_slice token)
+{
+    size_t i = 0;
+    while (i < list.len) {
+        while (i < list.len && (list.ptr[i] == ' ' || list.ptr[i] == '\t' || list.ptr[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < list.len && list.ptr[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (list.ptr[end - 1] == ' ' || list.ptr[end - 1] == '\t'))
+            end--;
+        if (end > start &&
+            sig_slice_eq_nocase((struct sig_slice){list.ptr + start, end - start}, token))
+            return true;
+    }
+    return false;
+}
+
 static int r_on_headers_complete(llhttp_t *p)
 {
     struct px_conn *conn = rconn(p);
@@ -243,12 +263,20 @@ static int r_on_headers_complete(llhttp_t *p)
     evbuffer_add(out, text.ptr, text.len);
     evbuffer_add(out, "\r\n", 2);
     const struct px_hdr *cl = NULL;
+    struct sig_slice connection = {0};
+    for (size_t i = 0; i < conn->resp_hdr_count; i++) {
+        const struct px_hdr *h = &conn->resp_hdrs[i];
+        if (sig_slice_eq_nocase(rslice(conn, h->name_off, h->name_len),
+                                SIG_SLICE_LIT("connection")))
+            connection = rslice(conn, h->value_off, h->value_len);
+    }
     for (size_t i = 0; i < conn->resp_hdr_count; i++) {
         const struct px_hdr *h = &conn->resp_hdrs[i];
         struct sig_slice name = rslice(conn, h->name_off, h->name_len);
         if (sig_slice_eq_nocase(name, SIG_SLICE_LIT("content-length")))
             cl = h;
-        if (is_resp_hop_by_hop(name))
+        /* hop-by-hop, including the headers the upstream named in Connection (RFC 9110 7.6.1) */
+        if (is_resp_hop_by_hop(name) || list_has(connection, name))
             continue;
         evbuffer_add(out, name.ptr, name.len);
         evbuffer_add(out, ": ", 2);
@@ -787,6 +815,8 @@ static void start_connection(struct px_conn *conn, bool fresh)
     conn->up = up;
     bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, up);
     bufferevent_setwatermark(up->bev, EV_WRITE, PX_LOW_WATERMARK, 0);
+    bufferevent_set_max_single_read(up->bev, PX_IO_BYTES);
+    bufferevent_set_max_single_write(up->bev, PX_IO_BYTES);
     bufferevent_enable(up->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect_hostname(up->bev, w->dns, AF_UNSPEC, conn->connect_host,
                                             conn->connect_port) != 0) {

@@ -9,8 +9,8 @@ build_pkgs=(build-essential cmake pkg-config libevent-dev libssl-dev libyaml-dev
     node-llhttp libcmocka-dev)
 # libclang-rt-14-dev holds libFuzzer and clang's sanitizer runtimes; clang only recommends it,
 # and we install without recommends.
-test_pkgs=(python3 python3-pytest python3-botocore curl awscli openssl clang libclang-rt-14-dev
-    clang-format nginx-light wrk procps)
+test_pkgs=(python3 python3-pytest python3-botocore python3-awscrt python3-cryptography curl awscli
+    openssl clang libclang-rt-14-dev clang-format nginx-light wrk procps)
 
 want=("${build_pkgs[@]}")
 case "${1:-}" in

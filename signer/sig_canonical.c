@@ -205,9 +205,9 @@ static enum sig_err query_parse_pair(struct sig_query *q, struct sig_slice pair)
     if (eq != NULL)
         val = (struct sig_slice){eq + 1, pair.len - key_len - 1};
     size_t key_off = b->len;
-    SIG_TRY(decode_encode(b, key, false, true));
+    SIG_TRY(decode_encode(b, key, false, false));
     size_t val_off = b->len;
-    SIG_TRY(decode_encode(b, val, false, true));
+    SIG_TRY(decode_encode(b, val, false, false));
     return query_push(q, key_off, val_off);
 }
 
@@ -402,7 +402,9 @@ static enum sig_err push_header(struct sig_headers *h, size_t name_off, size_t n
 {
     struct sig_buf *b = &h->ws->buf;
     SIG_ENSURE(b->len <= UINT32_MAX, SIG_ERR_TOO_LARGE);
-    h->reserved_seen |= reserved_bit((struct sig_slice){b->ptr + name_off, name_len});
+    struct sig_slice lower = {b->ptr + name_off, name_len};
+    h->reserved_seen |= reserved_bit(lower);
+    h->host_count += sig_slice_eq(lower, SIG_SLICE_LIT("host"));
     h->ws->headers[h->count++] = (struct sig_span){
         .off = (uint32_t)name_off,
         .len = (uint32_t)name_len,

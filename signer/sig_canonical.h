@@ -18,8 +18,9 @@ SIG_MUST_USE enum sig_err sig_canonical_uri(struct sig_buf *out, struct sig_slic
 
 /*
  * Query parameters as (encoded key, encoded value) spans into ws->buf. Parsing decodes each
- * key and value (a '+' is a space, as in form encoding) and re-encodes it with the RFC 3986
- * unreserved set, so equivalent wire spellings canonicalize the same.
+ * key and value and re-encodes it with the RFC 3986 unreserved set, so equivalent wire
+ * spellings canonicalize the same. A '+' is a literal plus, as RFC 3986 has it and as S3,
+ * botocore, aws-c-auth and curl read it (not a space, as form encoding would).
  */
 struct sig_query {
     struct sig_workspace *ws;
@@ -38,6 +39,7 @@ struct sig_headers {
     struct sig_workspace *ws;
     size_t count;
     unsigned reserved_seen; /* which of the headers the signer adds are present */
+    unsigned host_count;
 };
 
 /* Adds one header unless its name is never signed; validates name and value.

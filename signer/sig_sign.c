@@ -197,11 +197,13 @@ static bool token_signed(const struct sig_credentials *c, const struct sig_param
 
 /* The request's headers plus the ones the signer adds (header form). */
 static enum sig_err collect_headers(const struct sig_request *req, const struct sig_params *p,
-                                    const struct sig_credentials *c, struct sig_result *out,
-                                    struct sig_headers *h)
+                                    const struct sig_credentials *c, struct sig_slice payload,
+                                    struct sig_result *out, struct sig_headers *h)
 {
     for (size_t i = 0; i < req->header_count; i++)
         SIG_TRY(sig_headers_add(h, req->headers[i].name, req->headers[i].value));
+    /* SigV4 always signs the one Host (RFC 9112 section 3.2 allows exactly one). */
+    SIG_ENSURE(h->host_count == 1, SIG_ERR_BAD_HOST);
     /* The caller must have removed these: signing over a client's copy would be ambiguous. */
     SIG_ENSURE(!sig_headers_has(h, SIG_SLICE_LIT("x-amz-date")), SIG_ERR_INVALID_ARG);
     SIG_ENSURE(!sig_headers_has(h, SIG_SLICE_LIT("x-amz-security-token")), SIG_ERR_INVALID_ARG);
@@ -219,8 +221,7 @@ static enum sig_err collect_headers(const struct sig_request *req, const struct 
         SIG_TRY(sig_headers_add_verbatim(h, SIG_SLICE_LIT("x-amz-region-set"), p->region));
     if (p->add_content_sha256) {
         SIG_ENSURE(!sig_headers_has(h, SIG_SLICE_LIT("x-amz-content-sha256")), SIG_ERR_INVALID_ARG);
-        SIG_TRY(
-            sig_headers_add_verbatim(h, SIG_SLICE_LIT("x-amz-content-sha256"), p->payload_hash));
+        SIG_TRY(sig_headers_add_verbatim(h, SIG_SLICE_LIT("x-amz-content-sha256"), payload));
     }
     return SIG_OK;
 }
@@ -274,10 +275,11 @@ static enum sig_err write_presigned_query(struct sig_buf *b, const struct sig_re
                          (struct sig_slice){(const uint8_t *)out->amz_date, SIG_AMZ_DATE_LEN}));
     SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-SignedHeaders"), out->signed_headers));
     SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-Expires"), expires));
-    if (p->alg == SIG_ALG_V4A)
-        SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-Region-Set"), p->region));
+    /* The token before the region set, as in the SigV4a suite's presigned URLs. */
     if (c->session_token.len > 0)
         SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-Security-Token"), c->session_token));
+    if (p->alg == SIG_ALG_V4A)
+        SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-Region-Set"), p->region));
     SIG_TRY(append_param(b, SIG_SLICE_LIT("X-Amz-Signature"), out->signature));
     /* With no original query the first '&' is dropped. */
     size_t skip = req->query.len == 0 ? 1 : 0;
@@ -363,7 +365,7 @@ static void add_header(struct sig_result *out, struct sig_slice name, struct sig
 
 static enum sig_err finish_header_form(struct sig_buf *b, const struct sig_params *p,
                                        const struct sig_credentials *c, struct sig_slice credential,
-                                       struct sig_result *out)
+                                       struct sig_slice payload, struct sig_result *out)
 {
     size_t start = b->len;
 
@@ -384,7 +386,7 @@ static enum sig_err finish_header_form(struct sig_buf *b, const struct sig_param
     if (p->alg == SIG_ALG_V4A)
         add_header(out, SIG_SLICE_LIT("X-Amz-Region-Set"), p->region);
     if (p->add_content_sha256)
-        add_header(out, SIG_SLICE_LIT("x-amz-content-sha256"), p->payload_hash);
+        add_header(out, SIG_SLICE_LIT("x-amz-content-sha256"), payload);
     add_header(out, SIG_SLICE_LIT("Authorization"), auth);
     return SIG_OK;
 }
@@ -413,16 +415,17 @@ enum sig_err sig_sign(const struct sig_request *req, const struct sig_params *p,
     SIG_TRY(write_scope(b, p, out->amz_date, &out->credential_scope));
     credential = (struct sig_slice){b->ptr + cred_start, b->len - cred_start};
 
-    SIG_TRY(collect_headers(req, p, creds, out, &h));
+    SIG_TRY(collect_headers(req, p, creds, payload, out, &h));
     SIG_TRY(sig_headers_write(&h, &canonical_headers, &out->signed_headers));
     SIG_TRY(sig_query_parse(&q, req->query));
     if (p->form == SIG_FORM_QUERY)
         SIG_TRY(add_presign_params(&q, p, creds, out, credential));
     SIG_TRY(sig_query_write(&q, &canonical_query));
+    out->canonical_query = canonical_query;
     SIG_TRY(write_canonical_request(b, req, p, canonical_query, canonical_headers, payload, out));
     SIG_TRY(write_string_to_sign(b, p, out));
     SIG_TRY(write_signature(b, p, creds, cache, out));
     if (p->form == SIG_FORM_QUERY)
         return write_presigned_query(b, req, p, creds, credential, out);
-    return finish_header_form(b, p, creds, credential, out);
+    return finish_header_form(b, p, creds, credential, payload, out);
 }

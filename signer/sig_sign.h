@@ -13,6 +13,7 @@
 #include "sig_sha256.h"
 #include "sig_types.h"
 
+/* Limits count the headers and parameters the signer adds itself. */
 #define SIG_MAX_HEADERS 256
 #define SIG_MAX_QUERY_PARAMS 512
 /* Longest accepted region, service, or region set. */
@@ -34,10 +35,13 @@ struct sig_header {
 
 /* The request to sign, all borrowed from the caller. */
 struct sig_request {
-    struct sig_slice method;          /* e.g. "GET" */
-    struct sig_slice path;            /* wire form, without the query; empty means "/" */
-    struct sig_slice query;           /* wire form after '?', without it; may be empty */
-    const struct sig_header *headers; /* must not already contain the headers the signer adds */
+    struct sig_slice method; /* e.g. "GET" */
+    struct sig_slice path;   /* wire form, without the query; empty means "/" */
+    struct sig_slice query;  /* wire form after '?', without it; may be empty */
+    /* Exactly one Host; none of the headers the signer adds (x-amz-date, x-amz-security-token,
+     * x-amz-region-set, and x-amz-content-sha256 when it adds it). Unsignable headers
+     * (sig_header_is_unsignable, Authorization among them) are validated but not signed. */
+    const struct sig_header *headers;
     size_t header_count;
 };
 
@@ -157,6 +161,9 @@ void sig_workspace_cleanup(struct sig_workspace *ws);
 /* The result; every slice points into the workspace or the params/credentials. */
 struct sig_result {
     struct sig_slice canonical_request;
+    /* The canonical query (header form: a wire-safe query to forward, sorted and encoded
+     * exactly as signed, so a service cannot decode it differently). */
+    struct sig_slice canonical_query;
     struct sig_slice string_to_sign;
     struct sig_slice signed_headers;   /* "host;x-amz-date" */
     struct sig_slice credential_scope; /* "20150830/us-east-1/service/aws4_request" */

@@ -37,11 +37,13 @@ const char *sig_err_str(enum sig_err err)
     case SIG_ERR_BAD_CHUNK:
         return "invalid aws-chunked framing";
     case SIG_ERR_BAD_CREDENTIALS:
-        return "credentials are empty or too long";
+        return "credentials are empty, too long, or contain a forbidden byte";
     case SIG_ERR_BAD_SCOPE:
         return "region or service name is empty, too long, or has a forbidden byte";
     case SIG_ERR_BAD_EXPIRES:
         return "expiry must be between 1 and 604800 seconds";
+    case SIG_ERR_BAD_HOST:
+        return "request must have exactly one Host header";
     }
     return "unknown signer error";
 }

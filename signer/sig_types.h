@@ -32,7 +32,11 @@ enum sig_err {
     SIG_ERR_BAD_CREDENTIALS = 113,
     SIG_ERR_BAD_SCOPE = 114,
     SIG_ERR_BAD_EXPIRES = 115,
+    SIG_ERR_BAD_HOST = 116,
 };
+
+/* The highest signer error code (for range checks in tests). */
+#define SIG_ERR_LAST SIG_ERR_BAD_HOST
 
 /* A fixed, human-readable message for the code; never NULL, never contains input. */
 const char *sig_err_str(enum sig_err err);

@@ -147,8 +147,8 @@ static void test_query(void **state)
     /* Equivalent wire spellings canonicalize the same. */
     expect_query("k%7e=%41%2f", "k~=A%2F");
     expect_query("k~=A/", "k~=A%2F");
-    /* '+' is a space, as form encoding has it; %2B is a plus. */
-    expect_query("q=a+b&r=a%2Bb", "q=a%20b&r=a%2Bb");
+    /* '+' is a literal plus (RFC 3986); a space is %20. */
+    expect_query("q=a+b&r=a%2Bb&s=a%20b", "q=a%2Bb&r=a%2Bb&s=a%20b");
     expect_query("x=a=b", "x=a%3Db");
     /* Sort by key, then value, even when a key is a prefix of another. */
     expect_query("ab=1&a=2", "a=2&ab=1");

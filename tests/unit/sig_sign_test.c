@@ -3,6 +3,7 @@
  * and query the signer adds, the key cache, and date formatting. Signature values are checked
  * against the official vectors and botocore elsewhere (sig_vectors_test, differential tests).
  */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -117,6 +118,28 @@ static void test_header_form_added_headers(void **state)
                         "UNSIGNED-PAYLOAD", 16);
 }
 
+/* An empty payload hash means the hash of no bytes, in the header as in the canonical request
+ * (found by the aws-c-auth differential test: the header used to go out empty). */
+static void test_empty_payload_hash_header(void **state)
+{
+    (void)state;
+    params.add_content_sha256 = true;
+    assert_int_equal(sign(), SIG_OK);
+    assert_slice(res.add_headers[1].name, "x-amz-content-sha256");
+    assert_slice(res.add_headers[1].value, SIG_EMPTY_SHA256_HEX);
+    assert_non_null(memmem(res.canonical_request.ptr, res.canonical_request.len,
+                           "\nx-amz-content-sha256:" SIG_EMPTY_SHA256_HEX "\n",
+                           23 + SIG_SHA256_HEX_LEN));
+}
+
+static void test_canonical_query_exposed(void **state)
+{
+    (void)state;
+    req.query = S("b=%7e+x&a=1");
+    assert_int_equal(sign(), SIG_OK);
+    assert_slice(res.canonical_query, "a=1&b=~%2Bx");
+}
+
 static void test_omitted_token_is_sent_not_signed(void **state)
 {
     (void)state;
@@ -227,6 +250,26 @@ static void test_credential_errors(void **state)
     creds = good;
 }
 
+static void test_host_required_once(void **state)
+{
+    (void)state;
+    req.header_count = 0;
+    assert_int_equal(sign(), SIG_ERR_BAD_HOST);
+    hdrs[0] = (struct sig_header){S("X-Other"), S("x")};
+    req.header_count = 1;
+    assert_int_equal(sign(), SIG_ERR_BAD_HOST);
+    hdrs[0] = (struct sig_header){S("Host"), S("a.example")};
+    hdrs[1] = (struct sig_header){S("HOST"), S("b.example")};
+    req.header_count = 2;
+    assert_int_equal(sign(), SIG_ERR_BAD_HOST);
+    params.form = SIG_FORM_QUERY;
+    params.expires_s = 60;
+    assert_int_equal(sign(), SIG_ERR_BAD_HOST);
+    req.header_count = 1;
+    assert_int_equal(sign(), SIG_OK);
+    assert_slice(res.signed_headers, "host");
+}
+
 static void test_client_copies_refused(void **state)
 {
     (void)state;
@@ -328,10 +371,13 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_amz_date),
         cmocka_unit_test_setup_teardown(test_header_form_added_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_payload_hash_header, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_canonical_query_exposed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_omitted_token_is_sent_not_signed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_form, setup, teardown),
         cmocka_unit_test_setup_teardown(test_validation_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credential_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_required_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_copies_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_workspace_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_cache, setup, teardown),
