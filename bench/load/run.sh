@@ -92,8 +92,8 @@ umask 022
 SECRET=$(cat "$T/secret")
 
 wait_http() { # url: waits (bounded, 10 s) until something answers HTTP on it
-    local i
-    for i in $(seq 1 100); do
+    local _
+    for _ in $(seq 1 100); do
         if curl -s -o /dev/null --max-time 1 "$1"; then return 0; fi
         sleep 0.1
     done
@@ -237,7 +237,6 @@ say ""
 
 # ---- 2. upstreams, and the checks that come before any timing -----------------------------
 start_nginx up
-UP_PID=$LAST_PID
 "$PY" "$HERE/upstream.py" --port "$P_PY" --access-key "$AKID" --secret-key-file "$T/secret" \
     >"$T/upstream-py.log" 2>&1 &
 PIDS+=("$!")
@@ -287,7 +286,7 @@ say ""
 # ---- 3. wrk: nginx and sigv4d alternating -----------------------------------------------
 FAILURES=()
 : >"$T/wrk.tsv"
-run_wrk() { # label url secs: appends a row to wrk.tsv (label, workers, round, fields...)
+run_wrk() { # label url secs: sets RESULT to wrk-report.lua's fields, or records a failure
     local out
     out=$(wrk -t "$THREADS" -c "$CONNS" -d "${3}s" --timeout 5s -s "$HERE/wrk-report.lua" "$2" 2>&1) ||
         { FAILURES+=("$1: wrk failed: $out"); return 0; }
