@@ -293,6 +293,25 @@ run_wrk() { # label url secs: sets RESULT to wrk-report.lua's fields, or records
     RESULT=$(grep '^WRK_RESULT' <<<"$out" | sed 's/^WRK_RESULT //') ||
         { FAILURES+=("$1: no result line from wrk: $out"); return 0; }
 }
+cpu_ticks() { # pids...: user+system CPU clock ticks of these processes (all their threads)
+    local pid total=0 t
+    for pid in "$@"; do
+        t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo "$total"
+}
+timed_round() { # label url workers round pids...: one timed wrk round with the proxy's CPU time
+    local label=$1 url=$2 w=$3 r=$4 before after
+    shift 4
+    RESULT=""
+    before=$(cpu_ticks "$@")
+    run_wrk "$label" "$url" "$DURATION"
+    after=$(cpu_ticks "$@")
+    [ -z "$RESULT" ] || RESULT="$RESULT cpu_ticks=$((after - before)) clk_tck=$(getconf CLK_TCK)"
+    [ -z "$RESULT" ] || row "$label" "$w" "$r" "$RESULT"
+    printf '   round %s %-6s %s\n' "$r" "$label" "$RESULT"
+}
 row() { # proxy workers round result
     printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$T/wrk.tsv"
     local errs
@@ -315,14 +334,10 @@ for W in $WORKERS; do
     run_wrk warmup-nginx "http://127.0.0.1:$P_NGX/bench/obj" "$WARMUP"
     run_wrk warmup-sigv4d "http://127.0.0.1:$P_SIG/bench/obj" "$WARMUP"
     for r in $(seq 1 "$ROUNDS"); do
-        RESULT=""
-        run_wrk nginx "http://127.0.0.1:$P_NGX/bench/obj" "$DURATION"
-        [ -z "$RESULT" ] || row nginx "$W" "$r" "$RESULT"
-        say "   round $r nginx  $RESULT"
-        RESULT=""
-        run_wrk sigv4d "http://127.0.0.1:$P_SIG/bench/obj" "$DURATION"
-        [ -z "$RESULT" ] || row sigv4d "$W" "$r" "$RESULT"
-        say "   round $r sigv4d $RESULT"
+        # nginx's CPU is its workers' (the master only supervises); sigv4d's is the process's.
+        mapfile -t ngx_workers < <(pgrep -P "$NGX_PID")
+        timed_round nginx "http://127.0.0.1:$P_NGX/bench/obj" "$W" "$r" "${ngx_workers[@]}"
+        timed_round sigv4d "http://127.0.0.1:$P_SIG/bench/obj" "$W" "$r" "$SIG_PID"
     done
     if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
         perf record -q -F 999 -g -p "$SIG_PID" -o "$T/perf.data" -- sleep "$DURATION" \
@@ -347,26 +362,30 @@ for line in open(sys.argv[1]):
     proxy, w, r, res = line.rstrip("\n").split("\t")
     f = dict(kv.split("=") for kv in res.split())
     rps = int(f["requests"]) / (int(f["duration_us"]) / 1e6)
+    cpu_us = int(f["cpu_ticks"]) * 1e6 / int(f["clk_tck"]) / max(int(f["requests"]), 1)
     rows.setdefault(w, {}).setdefault(proxy, []).append(
-        (int(r), rps, int(f["p50_us"]) / 1000, int(f["p99_us"]) / 1000,
+        (int(r), rps, int(f["p50_us"]) / 1000, int(f["p99_us"]) / 1000, cpu_us,
          sum(int(v) for k, v in f.items() if k.startswith("err_"))))
-print("== wrk results (latency in ms; errors = wrk socket errors + responses >= 400)")
-print("%-8s %-7s %-7s %12s %9s %9s %7s" % ("workers", "round", "proxy", "req/s", "p50", "p99", "errors"))
+print("== wrk results (latency in ms; cpu = the proxy's own CPU time per request, in us;")
+print("   errors = wrk socket errors + responses >= 400)")
+print("%-8s %-7s %-7s %12s %9s %9s %8s %7s" % ("workers", "round", "proxy", "req/s", "p50", "p99", "cpu", "errors"))
 for w in sorted(rows, key=int):
     med = {}
     for proxy in ("nginx", "sigv4d"):
         rs = rows[w].get(proxy, [])
-        for r, rps, p50, p99, err in rs:
-            print("%-8s %-7s %-7s %12.0f %9.3f %9.3f %7d" % (w, r, proxy, rps, p50, p99, err))
+        for r, rps, p50, p99, cpu, err in rs:
+            print("%-8s %-7s %-7s %12.0f %9.3f %9.3f %8.1f %7d" % (w, r, proxy, rps, p50, p99, cpu, err))
         if rs:
-            med[proxy] = tuple(statistics.median(x[i] for x in rs) for i in (1, 2, 3))
-    for proxy, (rps, p50, p99) in med.items():
-        print("%-8s %-7s %-7s %12.0f %9.3f %9.3f" % (w, "median", proxy, rps, p50, p99))
+            med[proxy] = tuple(statistics.median(x[i] for x in rs) for i in (1, 2, 3, 4))
+    for proxy, (rps, p50, p99, cpu) in med.items():
+        print("%-8s %-7s %-7s %12.0f %9.3f %9.3f %8.1f" % (w, "median", proxy, rps, p50, p99, cpu))
     if len(med) == 2:
         rr = med["sigv4d"][0] / med["nginx"][0]
         pr = med["sigv4d"][2] / med["nginx"][2]
+        cr = med["sigv4d"][3] / med["nginx"][3]
         print("workers=%s  sigv4d/nginx: req/s %.2f (target >= 1.00: %s)   p99 %.2f (target <= 1.20: %s)"
-              % (w, rr, "met" if rr >= 1.0 else "NOT met", pr, "met" if pr <= 1.2 else "NOT met"))
+              "   cpu/request %.2f"
+              % (w, rr, "met" if rr >= 1.0 else "NOT met", pr, "met" if pr <= 1.2 else "NOT met", cr))
     print()
 EOF
 
