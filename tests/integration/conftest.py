@@ -78,8 +78,13 @@ def start_proxy(sigv4d_bin, pki, stub, tmp_path):
         args += list(flags)
         p = Proxy(sigv4d_bin, args, proxy_env(tmp_path, creds, env),
                   str(tmp_path / f"sigv4d-{len(started)}.log"))
+        try:
+            p.start(wait_s)
+        except Exception:
+            p.stop()  # already reported by the exception: not a crash to report again
+            raise
         started.append(p)
-        return p.start(wait_s)
+        return p
 
     yield start
 

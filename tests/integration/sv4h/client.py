@@ -182,11 +182,18 @@ class RawConn:
         return self.read_response(method, **kw)
 
     def peer_closed(self, timeout=2.0):
-        """True if the peer closes (EOF or reset) within `timeout` and sends nothing more."""
-        self.sock.settimeout(timeout)
+        """True if the peer closes (EOF or reset) within `timeout`; anything it still sends
+        first (e.g. a 408 before closing) is read and discarded."""
+        deadline = time.monotonic() + timeout
         try:
-            return self.f.read1(1) == b""
-        except ConnectionResetError:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.sock.settimeout(left)
+                if self.f.read1(65536) == b"":
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
             return True
         except (socket.timeout, TimeoutError):
             return False
@@ -213,3 +220,12 @@ def request(port, method, target, headers=(), body=None, timeout=15.0, **kw):
 def generated(size, seed=1, block=data.BLOCK):
     """A body iterable for RawConn.send_body: data.blocks(size, seed)."""
     return data.blocks(size, seed, block)
+
+
+def via(proxy, method, target, host=None, headers=(), body=None, timeout=30.0, **kw):
+    """One request through the proxy on a fresh connection, Host defaulting to the S3
+    endpoint (origin-form, as a local client configured with the AWS host would send)."""
+    from . import config as C
+    hdrs = [("Host", host or C.S3_HOST)] + list(headers)
+    with RawConn(proxy.port, timeout=timeout) as c:
+        return c.request(method, target, hdrs, body, **kw)

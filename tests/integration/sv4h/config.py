@@ -46,3 +46,10 @@ FLAG_UPSTREAM_FIRST_BYTE_TIMEOUT = "--transport.response-header-timeout"  # -> 5
 FLAG_UPSTREAM_CONNECT_TIMEOUT = "--transport.dial-timeout"
 FLAG_CLIENT_HEADER_TIMEOUT = "--server.read-header-timeout"  # slowloris
 FLAG_MAX_SPOOL = "--max-spool-bytes"  # -> 413 when a body to be spooled exceeds it
+
+
+def rss_limit_kib():
+    """64 MiB, or more under sanitizers (ASan's shadow memory and quarantine), where the
+    check still proves that a 1 GiB body is never held."""
+    import os
+    return RSS_LIMIT_KIB if not os.environ.get("SIGV4D_SANITIZE") else 384 * 1024
