@@ -43,7 +43,6 @@ FLAG_LOG_FAILED = "--log-failed-requests"
 
 # PROPOSED names (Go-style durations, like --transport.idle-conn-timeout):
 FLAG_UPSTREAM_FIRST_BYTE_TIMEOUT = "--transport.response-header-timeout"  # -> 504
-FLAG_UPSTREAM_CONNECT_TIMEOUT = "--transport.dial-timeout"
 FLAG_CLIENT_HEADER_TIMEOUT = "--server.read-header-timeout"  # slowloris
 FLAG_MAX_SPOOL = "--max-spool-bytes"  # -> 413 when a body to be spooled exceeds it
 
