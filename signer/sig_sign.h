@@ -34,9 +34,9 @@ struct sig_header {
 
 /* The request to sign, all borrowed from the caller. */
 struct sig_request {
-    struct sig_slice method;       /* e.g. "GET" */
-    struct sig_slice path;         /* wire form, without the query; empty means "/" */
-    struct sig_slice query;        /* wire form after '?', without it; may be empty */
+    struct sig_slice method;          /* e.g. "GET" */
+    struct sig_slice path;            /* wire form, without the query; empty means "/" */
+    struct sig_slice query;           /* wire form after '?', without it; may be empty */
     const struct sig_header *headers; /* must not already contain the headers the signer adds */
     size_t header_count;
 };
@@ -158,7 +158,7 @@ void sig_workspace_cleanup(struct sig_workspace *ws);
 struct sig_result {
     struct sig_slice canonical_request;
     struct sig_slice string_to_sign;
-    struct sig_slice signed_headers;  /* "host;x-amz-date" */
+    struct sig_slice signed_headers;   /* "host;x-amz-date" */
     struct sig_slice credential_scope; /* "20150830/us-east-1/service/aws4_request" */
     struct sig_slice signature;        /* lowercase hex */
     /* Header form: add these (X-Amz-Security-Token, X-Amz-Date, X-Amz-Region-Set,
@@ -176,13 +176,11 @@ struct sig_result {
  * if there is one (sig_workspace_cleanup wipes it).
  */
 SIG_MUST_USE enum sig_err sig_sign(const struct sig_request *req, const struct sig_params *p,
-                                   const struct sig_credentials *creds,
-                                   struct sig_key_cache *cache, struct sig_workspace *ws,
-                                   struct sig_result *out);
+                                   const struct sig_credentials *creds, struct sig_key_cache *cache,
+                                   struct sig_workspace *ws, struct sig_result *out);
 
 /* Formats unix_time as YYYYMMDDTHHMMSSZ (UTC). Fails for years outside 1970..9999. */
-SIG_MUST_USE enum sig_err sig_format_amz_date(int64_t unix_time,
-                                              char out[SIG_AMZ_DATE_LEN + 1]);
+SIG_MUST_USE enum sig_err sig_format_amz_date(int64_t unix_time, char out[SIG_AMZ_DATE_LEN + 1]);
 
 /* True if a header with this (any-case) name is never signed: hop-by-hop headers
  * (connection, keep-alive, transfer-encoding, te, trailer, upgrade, proxy-*), expect,
@@ -191,7 +189,6 @@ bool sig_header_is_unsignable(struct sig_slice name);
 
 /* Appends the RFC 3986 encoding of `in` (unreserved bytes kept, others %XX uppercase);
  * with keep_slash, '/' is kept too. */
-SIG_MUST_USE enum sig_err sig_uri_encode(struct sig_buf *out, struct sig_slice in,
-                                         bool keep_slash);
+SIG_MUST_USE enum sig_err sig_uri_encode(struct sig_buf *out, struct sig_slice in, bool keep_slash);
 
 #endif

@@ -81,28 +81,6 @@ void sig_buf_init(struct sig_buf *b, void *mem, size_t cap)
     b->cap = mem == NULL ? 0 : cap;
 }
 
-enum sig_err sig_buf_append(struct sig_buf *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return SIG_OK;
-    SIG_ENSURE(b->cap - b->len >= n, SIG_ERR_TOO_LARGE);
-    memcpy(b->ptr + b->len, p, n);
-    b->len += n;
-    return SIG_OK;
-}
-
-enum sig_err sig_buf_append_slice(struct sig_buf *b, struct sig_slice s)
-{
-    return sig_buf_append(b, s.ptr, s.len);
-}
-
-enum sig_err sig_buf_append_byte(struct sig_buf *b, uint8_t c)
-{
-    SIG_ENSURE(b->len < b->cap, SIG_ERR_TOO_LARGE);
-    b->ptr[b->len++] = c;
-    return SIG_OK;
-}
-
 struct sig_slice sig_buf_slice(const struct sig_buf *b)
 {
     return (struct sig_slice){b->ptr, b->len};

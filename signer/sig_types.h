@@ -75,9 +75,32 @@ struct sig_buf {
 };
 
 void sig_buf_init(struct sig_buf *b, void *mem, size_t cap);
-SIG_MUST_USE enum sig_err sig_buf_append(struct sig_buf *b, const void *p, size_t n);
-SIG_MUST_USE enum sig_err sig_buf_append_slice(struct sig_buf *b, struct sig_slice s);
-SIG_MUST_USE enum sig_err sig_buf_append_byte(struct sig_buf *b, uint8_t c);
+
+/* The appends are inline: canonicalization appends byte by byte on the signing hot path. */
+SIG_MUST_USE static inline enum sig_err sig_buf_append(struct sig_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return SIG_OK;
+    if (b->cap - b->len < n)
+        return SIG_ERR_TOO_LARGE;
+    __builtin_memcpy(b->ptr + b->len, p, n);
+    b->len += n;
+    return SIG_OK;
+}
+
+SIG_MUST_USE static inline enum sig_err sig_buf_append_slice(struct sig_buf *b, struct sig_slice s)
+{
+    return sig_buf_append(b, s.ptr, s.len);
+}
+
+SIG_MUST_USE static inline enum sig_err sig_buf_append_byte(struct sig_buf *b, uint8_t c)
+{
+    if (b->len >= b->cap)
+        return SIG_ERR_TOO_LARGE;
+    b->ptr[b->len++] = c;
+    return SIG_OK;
+}
+
 struct sig_slice sig_buf_slice(const struct sig_buf *b);
 /* Wipes the used bytes (OPENSSL_cleanse) and empties the buffer. */
 void sig_buf_wipe(struct sig_buf *b);
