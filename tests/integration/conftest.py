@@ -2,8 +2,10 @@
 
   pki          (session) test CA + upstream certificate, made with the openssl CLI
   stub         a fresh HTTPS upstream stub (sv4h.upstream.Stub) with an S3 store
+  plain_stub   the same stub over plain HTTP
   start_proxy  factory: start_proxy(*flags, upstreams=(...), ca=True, creds="static",
-               env={}) runs SIGV4D_BIN on a free loopback port in front of the stub
+               env={}, stub_port=None, connect_port=443) runs SIGV4D_BIN on a free
+               loopback port in front of the stub
   proxy        start_proxy() with the defaults (S3 host, --region us-east-1)
   aws_cli      runs /usr/bin/aws with an isolated config (small multipart threshold)
 """
@@ -65,16 +67,25 @@ def proxy_env(tmp_path, creds="static", extra=None):
 
 
 @pytest.fixture
+def plain_stub(pki, tmp_path):
+    """The same stub over plain HTTP (for --upstream-url-scheme http)."""
+    s = Stub(pki, {C.AKID: (C.SECRET, None)}, store=S3Store(str(tmp_path / "s3plain")), tls=False)
+    s.start()
+    yield s
+    s.close()
+
+
+@pytest.fixture
 def start_proxy(sigv4d_bin, pki, stub, tmp_path):
     started = []
 
     def start(*flags, upstreams=(C.S3_HOST,), ca=True, creds="static", env=None,
-              stub_port=None, wait_s=10.0):
+              stub_port=None, connect_port=443, wait_s=10.0):
         args = []
         if ca:
             args += [C.FLAG_CA_FILE, pki.ca_file]
         for host in upstreams:
-            args += [C.FLAG_CONNECT_TO, f"{host}:443:127.0.0.1:{stub_port or stub.port}"]
+            args += [C.FLAG_CONNECT_TO, f"{host}:{connect_port}:127.0.0.1:{stub_port or stub.port}"]
         args += list(flags)
         p = Proxy(sigv4d_bin, args, proxy_env(tmp_path, creds, env),
                   str(tmp_path / f"sigv4d-{len(started)}.log"))

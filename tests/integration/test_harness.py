@@ -456,3 +456,29 @@ def test_proxy_runner_starts_measures_and_stops(tmp_path):
 def test_sigv4d_binary_runs(sigv4d_bin):
     r = subprocess.run([sigv4d_bin, "--version"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and r.stdout.startswith("sigv4d ")
+
+
+def test_tls_session_resumption_is_recorded(stub, pki):
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    target = f"/{C.BUCKET}/k"
+    session = None
+    for _ in range(2):
+        raw = socket.create_connection(("127.0.0.1", stub.port), timeout=10)
+        with ctx.wrap_socket(raw, server_hostname=C.S3_HOST, session=session) as s:
+            hdrs = botocore_sign("GET", C.S3_HOST, target)
+            s.sendall((f"GET {target} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs)
+                       + "\r\n").encode())
+            assert s.recv(65536).startswith(b"HTTP/1.1 404")  # also reads the session tickets
+            session = s.session
+    conns = stub.wait_connections(2)
+    assert [c.session_reused for c in conns] == [False, True]
+
+
+def test_plain_http_stub_verifies(plain_stub):
+    target = f"/{C.BUCKET}/plain"
+    body = b"plain body"
+    with RawConn(plain_stub.port) as c:
+        r = c.request("PUT", target, botocore_sign("PUT", C.S3_HOST, target, body), body)
+    assert r.status == 200
+    req = plain_stub.assert_all_verified(1)[0]
+    assert req.conn.sni is None and req.decoded_sha256 == hashlib.sha256(body).hexdigest()

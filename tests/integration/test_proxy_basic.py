@@ -320,3 +320,20 @@ def test_logs_never_contain_secrets(start_proxy, stub):
         assert secret not in out
     for req in stub.requests:
         assert req.auth.signature not in out
+
+
+def test_upstream_tls_session_is_resumed(start_proxy, stub):
+    p = start_proxy(C.FLAG_REGION, "us-east-1", C.FLAG_WORKERS, "1")
+    stub.on(B.Respond(200, b"bye", close=True), path="/closing")
+    assert via(p, "GET", "/closing").status == 200  # the upstream closes this connection
+    assert via(p, "GET", f"/{C.BUCKET}/x").status == 404  # so this needs a new one
+    conns = stub.wait_connections(2)
+    assert len(conns) == 2 and conns[1].session_reused, "TLS session resumption"
+
+
+def test_upstream_url_scheme_http(start_proxy, plain_stub):
+    p = start_proxy(C.FLAG_REGION, "us-east-1", "--upstream-url-scheme", "http", ca=False,
+                    stub_port=plain_stub.port, connect_port=80)
+    assert via(p, "GET", f"/{C.BUCKET}/x").status == 404
+    req = plain_stub.assert_all_verified(1)[0]
+    assert req.host == C.S3_HOST and req.auth.service == "s3"

@@ -170,6 +170,7 @@ def test_502_tls_verification_failure_names_the_host(start_proxy, stub, pki, tru
     assert r.status == 502, r
     text = r.text.lower()
     assert C.S3_HOST in text and "verif" in text, r.text
+    stub.wait_connections(1, timeout=5)  # the stub notes the failed handshake asynchronously
     assert stub.requests == [] and stub.handshake_failures, "no request on an unverified connection"
 
 

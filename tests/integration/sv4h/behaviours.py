@@ -44,11 +44,14 @@ class Echo(Handler):
 class Respond(Handler):
     """A fixed status, body and headers, optionally after a delay."""
 
-    def __init__(self, status=200, body=b"", headers=(), delay_s=0.0, content_type="text/plain"):
+    def __init__(self, status=200, body=b"", headers=(), delay_s=0.0, content_type="text/plain",
+                 close=False):
         self.status, self.body, self.headers = status, body, list(headers)
-        self.delay_s, self.content_type = delay_s, content_type
+        self.delay_s, self.content_type, self.close = delay_s, content_type, close
 
     def __call__(self, req, w):
+        if self.close:  # "Connection: close", then the stub closes the connection
+            w.close_after = True
         if self.delay_s:
             _sleep(w.stub.stopping, self.delay_s)
         w.respond(req, self.status, self.body, self.headers, content_type=self.content_type)

@@ -329,8 +329,9 @@ class Stub:
     with the route's behaviour instead of 403).
     """
 
-    def __init__(self, pki, credentials, store=None):
+    def __init__(self, pki, credentials, store=None, tls=True):
         self.pki = pki
+        self.tls = tls  # False: plain HTTP (for --upstream-url-scheme http)
         self.credentials = dict(credentials)
         self.max_skew_s = 900
         self.allow_unsigned_payload = False
@@ -465,19 +466,22 @@ class Stub:
         tls = None
         try:
             sock.settimeout(10)
-            tls = self._ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            try:
-                tls.do_handshake()
-            except (ssl.SSLError, OSError) as e:
-                info.handshake_error = str(e)
-                with self._lock:
-                    self.handshake_failures.append(info)
-                    self._lock.notify_all()
-                return
-            info.sni = self._tls_local.sni
-            info.alpn = tls.selected_alpn_protocol()
-            info.tls_version = tls.version()
-            info.session_reused = tls.session_reused
+            if self.tls:
+                tls = self._ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                try:
+                    tls.do_handshake()
+                except (ssl.SSLError, OSError) as e:
+                    info.handshake_error = str(e)
+                    with self._lock:
+                        self.handshake_failures.append(info)
+                        self._lock.notify_all()
+                    return
+                info.sni = self._tls_local.sni
+                info.alpn = tls.selected_alpn_protocol()
+                info.tls_version = tls.version()
+                info.session_reused = tls.session_reused
+            else:
+                tls = sock
             with self._lock:
                 self.connections.append(info)
                 self._socks.add(tls)
