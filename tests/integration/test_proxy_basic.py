@@ -337,3 +337,15 @@ def test_upstream_url_scheme_http(start_proxy, plain_stub):
     assert via(p, "GET", f"/{C.BUCKET}/x").status == 404
     req = plain_stub.assert_all_verified(1)[0]
     assert req.host == C.S3_HOST and req.auth.service == "s3"
+
+
+def test_idle_upstream_connection_closed_after_idle_conn_timeout(start_proxy, stub):
+    p = start_proxy(C.FLAG_REGION, "us-east-1", C.FLAG_IDLE_CONN_TIMEOUT, "1s")
+    assert via(p, "GET", f"/{C.BUCKET}/x").status == 404
+    conn = stub.wait_connections(1)[0]
+    deadline = time.monotonic() + 5
+    while conn.closed is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert conn.closed is not None, "the pooled connection outlived --transport.idle-conn-timeout"
+    assert conn.closed - conn.opened >= 0.9
+    assert via(p, "GET", f"/{C.BUCKET}/y").status == 404  # a fresh connection works

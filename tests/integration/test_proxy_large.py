@@ -129,3 +129,15 @@ def test_many_concurrent_transfers_bounded_memory(proxy, stub):
     want = data.sha256(32 * C.MiB, 66)
     assert len(results) == 8 and all(r.status == 200 and r.body_sha256 == want for r in results)
     assert proxy.peak_rss_kib() < C.rss_limit_kib()
+
+
+def test_slow_upstream_reader_upload_without_memory_growth(proxy, stub):
+    size = 48 * C.MiB
+    stub.on(B.SlowSink(0.02), method="PUT", path=f"/{C.BUCKET}/slow-sink")  # ~12 MiB/s
+    with RawConn(proxy.port, timeout=60) as c:
+        r = c.request("PUT", f"/{C.BUCKET}/slow-sink",
+                      [("Host", C.S3_HOST), ("Content-Length", str(size))], data.blocks(size, 67))
+    assert r.status == 200, r
+    req = stub.assert_all_verified(1)[0]
+    assert (req.decoded_len, req.decoded_sha256) == (size, data.sha256(size, 67))
+    assert proxy.peak_rss_kib() < C.rss_limit_kib()

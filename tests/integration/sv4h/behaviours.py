@@ -64,6 +64,17 @@ class Sink(Handler):
         w.respond(req, 200, b"", [("ETag", f'"{req.decoded_sha256[:32]}"')])
 
 
+class SlowSink(Sink):
+    """Like Sink, but the upstream reads the request body slowly: it pauses `pause_s`
+    after each piece (at most 256 KiB) it takes from the connection."""
+
+    def __init__(self, pause_s):
+        self.pause_s = pause_s
+
+    def sink(self, req):
+        return lambda d: time.sleep(self.pause_s)
+
+
 class Stream(Handler):
     """A generated response body of `size` bytes (data.blocks(seed)).
 
