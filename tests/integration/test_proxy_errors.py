@@ -1,0 +1,247 @@
+"""Every error path of issue 3: each answer has the specified status and a one-line reason,
+and a refused request is never signed, forwarded or (where it says so) even connected."""
+import socket
+import subprocess
+import time
+
+import pytest
+
+from sv4h import behaviours as B
+from sv4h import config as C
+from sv4h.client import RawConn, via
+from sv4h.pki import UNCOVERED_NAME
+from sv4h.proxyproc import free_port
+from sv4h.tools import curl
+
+
+def raw_exchange(proxy, payload, timeout=10.0):
+    """Send exact bytes, return the response (tolerating a close while still sending)."""
+    with RawConn(proxy.port, timeout=timeout) as c:
+        try:
+            c.send(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return c.read_response()
+
+
+def assert_not_forwarded(stub):
+    time.sleep(0.2)
+    assert stub.requests == [], [r.describe() for r in stub.requests]
+
+
+# -- command line ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [["--no-such-flag"], ["--port", "not-a-port"],
+                                  ["--upstream-url-scheme", "ftp"], ["--workers", "many"],
+                                  ["--max-buffer-bytes", "-5"], ["--transport.idle-conn-timeout", "soon"]])
+def test_wrong_flag_or_value_exits_2_with_one_line(sigv4d_bin, argv):
+    r = subprocess.run([sigv4d_bin, *argv], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+
+
+# -- 403: the allow-list ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["host-header", "absolute-form", "proxy-address"])
+def test_host_outside_allow_list_is_refused_and_never_contacted(start_proxy, stub, how):
+    p = start_proxy(upstreams=(C.S3_HOST, "example.com"))
+    if how == "absolute-form":
+        r = curl("-w", "\n%{http_code}", "-x", p.url, "http://example.com/anything")
+        body, status = r.stdout.rsplit(b"\n", 1)
+        assert status == b"403", r.stderr
+        assert b"example.com" in body
+    else:
+        host = "example.com" if how == "host-header" else f"127.0.0.1:{p.port}"
+        r = via(p, "GET", "/anything", host=host)
+        assert r.status == 403 and host.split(":")[0].encode() in r.body, r
+    time.sleep(0.3)
+    assert not stub.contacted, "a refused host must never be contacted"
+
+
+def test_allow_host_admits_a_custom_host(start_proxy, stub):
+    p = start_proxy(C.FLAG_ALLOW_HOST, "api.example.test", C.FLAG_NAME, "execute-api",
+                    C.FLAG_REGION, "us-east-1", upstreams=("api.example.test",))
+    r = via(p, "POST", "/v1/thing", host="api.example.test", body=b'{"a":1}')
+    assert r.status == 200, r.text
+    req = stub.assert_all_verified(1)[0]
+    assert (req.auth.service, req.auth.region, req.host) == ("execute-api", "us-east-1",
+                                                             "api.example.test")
+
+
+# -- 400: malformed and ambiguous ----------------------------------------------------------------
+
+HOST = f"Host: {C.S3_HOST}\r\n"
+
+
+@pytest.mark.parametrize("payload", [
+    b"GARBAGE\r\n\r\n",
+    b"GET /x HTTP/9.9\r\n" + HOST.encode() + b"\r\n",
+    b"GET /x HTTP/1.1\r\n" + HOST.encode() + b"Bad Header Line\r\n\r\n",
+    b"GET /x HTTP/1.1\r\n" + HOST.encode() + b"X-Folded: a\r\n  continued\r\n\r\n",  # obs-fold
+    b"PUT /x HTTP/1.1\r\n" + HOST.encode() + b"Content-Length: 12abc\r\n\r\n",
+    b"GET /x HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+], ids=["request-line", "version", "header-line", "obs-fold", "content-length", "no-host"])
+def test_malformed_request_is_400_and_not_forwarded(proxy, stub, payload):
+    r = raw_exchange(proxy, payload)
+    # An unknown HTTP version may also get 505 (RFC 9110 section 15.6.6).
+    assert r.status == 400 or (r.status == 505 and b"HTTP/9.9" in payload), r
+    assert r.body.strip(), "the refusal carries a reason"
+    assert_not_forwarded(stub)
+
+
+@pytest.mark.parametrize("head,body", [
+    ("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+    ("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+    ("Content-Length: 5\r\nContent-Length: 6\r\n", b"hello!"),
+    ("Content-Length: 5, 6\r\n", b"hello!"),
+    ("Transfer-Encoding: chunked\r\n", b"zz\r\nhello\r\n0\r\n\r\n"),
+    ("Transfer-Encoding: chunked\r\n", b"fffffffffffffffffff\r\nhello\r\n0\r\n\r\n"),
+    ("Transfer-Encoding: chunked\r\n", b"5\r\nhelloXX0\r\n\r\n"),
+    ("Transfer-Encoding: gzip\r\n", b"hello"),
+], ids=["cl-then-te", "te-then-cl", "two-cl", "cl-list", "bad-chunk-size", "chunk-size-overflow",
+        "missing-chunk-crlf", "te-not-chunked"])
+def test_ambiguous_framing_is_rejected_and_never_forwarded(proxy, stub, head, body):
+    payload = f"PUT /{C.BUCKET}/amb HTTP/1.1\r\n{HOST}{head}\r\n".encode() + body
+    r = raw_exchange(proxy, payload)
+    # An unknown transfer coding may also be refused as not implemented (RFC 9112 6.1).
+    assert r.status in ((400, 501) if "gzip" in head else (400,)), r
+    assert_not_forwarded(stub)
+    assert stub.store.object(C.BUCKET, "amb") is None
+
+
+# -- 411 / 413 / 431 ------------------------------------------------------------------------------
+
+def test_411_unsigned_payload_chunked_upload_to_s3(start_proxy, stub):
+    """--unsigned-payload streams bodies straight through and holds nothing, and S3 needs a
+    length: a chunked (unknown-length) upload can only be refused with 411."""
+    p = start_proxy(C.FLAG_REGION, "us-east-1", C.FLAG_UNSIGNED_PAYLOAD)
+    with RawConn(p.port) as c:
+        r = c.request("PUT", f"/{C.BUCKET}/nolen", [("Host", C.S3_HOST)], [b"x" * 1000], chunked=True)
+    assert r.status == 411, r
+    assert_not_forwarded(stub)
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_413_body_over_the_spool_limit(start_proxy, stub, chunked):
+    """A non-S3 body must be hashed before sending; beyond --max-buffer-bytes it is spooled, and
+    beyond the spool limit it is refused with 413 and nothing is forwarded."""
+    p = start_proxy(C.FLAG_MAX_BUFFER, "65536", C.FLAG_MAX_SPOOL, "262144",
+                    upstreams=(C.APIGW_HOST,))
+    with RawConn(p.port) as c:
+        try:
+            c.send_head("POST", "/prod/upload", [("Host", C.APIGW_HOST)] + (
+                [("Transfer-Encoding", "chunked")] if chunked else [("Content-Length", str(C.MiB))]))
+            c.send_body([b"y" * 65536] * 16, chunked=chunked)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        r = c.read_response()
+    assert r.status == 413, r
+    assert_not_forwarded(stub)
+
+
+@pytest.mark.parametrize("shape", ["one-huge-header", "many-headers"])
+def test_431_request_header_too_large(proxy, stub, shape):
+    if shape == "one-huge-header":
+        extra = "X-Huge: " + "h" * (256 * 1024) + "\r\n"
+    else:
+        extra = "".join(f"X-Many-{i}: {'v' * 40}\r\n" for i in range(5000))
+    r = raw_exchange(proxy, f"GET /{C.BUCKET}/k HTTP/1.1\r\n{HOST}{extra}\r\n".encode())
+    assert r.status == 431, r
+    assert_not_forwarded(stub)
+
+
+# -- 502 ---------------------------------------------------------------------------------------------
+
+def test_502_upstream_connection_refused(start_proxy, stub):
+    p = start_proxy(C.FLAG_REGION, "us-east-1", stub_port=free_port())
+    r = via(p, "GET", f"/{C.BUCKET}/k")
+    assert r.status == 502, r
+    assert C.S3_HOST.encode() in r.body or b"connect" in r.body.lower(), r.body
+
+
+@pytest.mark.parametrize("trust", ["system-store", "other-ca"])
+def test_502_tls_verification_failure_names_the_host(start_proxy, stub, pki, trust):
+    if trust == "system-store":
+        p = start_proxy(C.FLAG_REGION, "us-east-1", ca=False)
+    else:
+        p = start_proxy(C.FLAG_REGION, "us-east-1", C.FLAG_CA_FILE, pki.other_ca_file, ca=False)
+    r = via(p, "GET", f"/{C.BUCKET}/k")
+    assert r.status == 502, r
+    text = r.text.lower()
+    assert C.S3_HOST in text and "verif" in text, r.text
+    stub.wait_connections(1, timeout=5)  # the stub notes the failed handshake asynchronously
+    assert stub.requests == [] and stub.handshake_failures, "no request on an unverified connection"
+
+
+def test_502_certificate_name_mismatch(start_proxy, stub):
+    p = start_proxy(C.FLAG_REGION, "eu-west-3", C.FLAG_NAME, "ec2", upstreams=(UNCOVERED_NAME,))
+    r = via(p, "GET", "/", host=UNCOVERED_NAME)
+    assert r.status == 502, r
+    assert UNCOVERED_NAME in r.text, r.text
+    assert stub.requests == []
+
+
+@pytest.mark.parametrize("behaviour", [B.Garbage, B.CloseWithoutResponse])
+def test_502_upstream_protocol_failure(proxy, stub, behaviour):
+    stub.on(behaviour(), path="/broken")
+    r = via(proxy, "GET", "/broken")
+    assert r.status == 502, r
+    assert via(proxy, "GET", f"/{C.BUCKET}/k").status == 404, "the proxy still works afterwards"
+
+
+def test_upstream_reset_mid_response_truncates_client_response(proxy, stub):
+    stub.on(B.ResetAfter(10 * C.MiB, C.MiB), path="/reset")
+    t0 = time.monotonic()
+    with RawConn(proxy.port, timeout=20) as c:
+        r = c.request("GET", "/reset", [("Host", C.S3_HOST)], keep_limit=0)
+    assert r.status == 200 and not r.complete and r.body_len < 10 * C.MiB, r
+    assert time.monotonic() - t0 < 10, "the client learns about the reset promptly"
+    assert via(proxy, "GET", f"/{C.BUCKET}/k").status == 404
+
+
+# -- 503 / 504 ---------------------------------------------------------------------------------------
+
+def test_503_without_credentials(start_proxy, stub):
+    p = start_proxy(C.FLAG_REGION, "us-east-1", creds=None)
+    r = via(p, "GET", f"/{C.BUCKET}/k")
+    assert r.status == 503, r
+    assert b"credential" in r.body.lower(), r.body
+    time.sleep(0.2)
+    assert stub.requests == []
+
+
+def test_504_upstream_first_byte_timeout(start_proxy, stub):
+    p = start_proxy(C.FLAG_REGION, "us-east-1", C.FLAG_UPSTREAM_FIRST_BYTE_TIMEOUT, "1s")
+    stub.on(B.Hang(30), path="/hang")
+    t0 = time.monotonic()
+    r = via(p, "GET", "/hang", timeout=20)
+    took = time.monotonic() - t0
+    assert r.status == 504, r
+    assert 0.9 <= took < 6, took
+    assert r.body.strip()
+
+
+# -- slow clients -----------------------------------------------------------------------------------
+
+def test_slowloris_client_is_closed_and_others_are_served(start_proxy, stub):
+    p = start_proxy(C.FLAG_REGION, "us-east-1", C.FLAG_CLIENT_HEADER_TIMEOUT, "1s")
+    slow = []
+    for _ in range(50):
+        c = RawConn(p.port)
+        c.send(f"GET /{C.BUCKET}/k HTTP/1.1\r\nHost: {C.S3_HOST}\r\nX-Slow: ".encode())
+        slow.append(c)
+    t0 = time.monotonic()
+    assert via(p, "GET", f"/{C.BUCKET}/k").status == 404
+    assert time.monotonic() - t0 < 2, "a slow client must not hold up others"
+    for c in slow:
+        c.send(b"a")
+    deadline = time.monotonic() + 5.0
+    closed = 0
+    for c in slow:
+        if c.peer_closed(max(0.05, deadline - time.monotonic())):
+            closed += 1
+        c.close()
+    assert closed == 50, f"only {closed}/50 slowloris connections were closed"
+    assert p.alive()
+    assert [r.path for r in stub.requests] == [f"/{C.BUCKET}/k"]
