@@ -1,5 +1,7 @@
 """Every error path of issue 3: each answer has the specified status and a one-line reason,
 and a refused request is never signed, forwarded or (where it says so) even connected."""
+import hashlib
+import os
 import socket
 import subprocess
 import time
@@ -112,14 +114,23 @@ def test_ambiguous_framing_is_rejected_and_never_forwarded(proxy, stub, head, bo
 
 # -- 411 / 413 / 431 ------------------------------------------------------------------------------
 
-def test_411_unsigned_payload_chunked_upload_to_s3(start_proxy, stub):
-    """--unsigned-payload streams bodies straight through and holds nothing, and S3 needs a
-    length: a chunked (unknown-length) upload can only be refused with 411."""
+def test_unsigned_payload_chunked_upload_to_s3_gets_a_length(start_proxy, stub):
+    """S3 refuses a body without a length (411 MissingContentLength). With --unsigned-payload a
+    known-length body streams straight through; an unknown-length (chunked) one is held only
+    until it ends, within --max-body-bytes, and then sent with its Content-Length, instead of
+    failing the upload."""
+    stub.allow_unsigned_payload = True
     p = start_proxy(C.FLAG_REGION, "us-east-1", C.FLAG_UNSIGNED_PAYLOAD)
+    body = os.urandom(300_000)
     with RawConn(p.port) as c:
-        r = c.request("PUT", f"/{C.BUCKET}/nolen", [("Host", C.S3_HOST)], [b"x" * 1000], chunked=True)
-    assert r.status == 411, r
-    assert_not_forwarded(stub)
+        r = c.request("PUT", f"/{C.BUCKET}/nolen", [("Host", C.S3_HOST)],
+                      [body[i:i + 70_000] for i in range(0, len(body), 70_000)], chunked=True)
+    assert r.status == 200, r
+    req = stub.assert_all_verified(1)[0]
+    assert req.content_sha256 == "UNSIGNED-PAYLOAD"
+    assert req.header("content-length") == str(len(body))
+    assert not req.has_header("transfer-encoding")
+    assert req.decoded_sha256 == hashlib.sha256(body).hexdigest()
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
