@@ -997,6 +997,7 @@ static void reset_request(struct px_conn *conn)
     conn->resp_head.len = 0;
     conn->resp_in_value = conn->resp_started = conn->resp_head_sent = false;
     conn->resp_chunked_out = conn->resp_close_delimited = conn->resp_complete = false;
+    conn->resp_up_eof = false;
     conn->stall_out_len = 0;
     conn->stall_in_len = 0;
     conn->read_paused = false;

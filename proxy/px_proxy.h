@@ -202,6 +202,7 @@ struct px_conn {
     bool resp_chunked_out; /* re-chunking to the client */
     bool resp_close_delimited;
     bool resp_complete;
+    bool resp_up_eof;     /* the upstream closed; bytes may still wait in its input buffer */
     size_t stall_out_len; /* client output length when the stream timer last fired */
     size_t stall_in_len;  /* client input length when the body timer last fired */
     size_t read_lowmark;  /* the client's current read low watermark */
