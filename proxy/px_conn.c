@@ -487,6 +487,10 @@ static int on_headers_complete(llhttp_t *p)
                           "unsupported Transfer-Encoding (only chunked)");
     conn->content_length = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
     bool has_body = conn->body_chunked || conn->content_length > 0;
+    /* HTTP/1.0 has no Transfer-Encoding: such a message's framing is faulty (RFC 9112 6.1). */
+    if (conn->http_minor == 0 && find_hdr(conn, "transfer-encoding") != NULL)
+        return refuse(conn, PX_ERR_BAD_REQUEST, "Transfer-Encoding in an HTTP/1.0 request");
+    px_frame_body(&conn->frame, conn->body_chunked, conn->content_length);
 
     /* A client that already framed its body as aws-chunked without signatures keeps that
      * framing; signed aws-chunked bodies carry the client's own chunk signatures, which we
@@ -1025,6 +1029,7 @@ void px_conn_response_done(struct px_conn *conn)
     px_conn_set_state(conn, PX_STATE_READ_HEAD);
     reset_request(conn);
     conn->head_started = false;
+    px_frame_reset(&conn->frame);
     llhttp_resume(&conn->req_parser);
     set_read_lowmark(conn);
     bufferevent_enable(conn->client, EV_READ);
@@ -1072,13 +1077,22 @@ static void client_feed(struct px_conn *conn)
         struct evbuffer_iovec v;
         if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
+        /* llhttp gets only bytes the strict check passed, and at most up to the end of the
+         * head or of the message, so each boundary is checked against where llhttp puts it. */
+        size_t n;
+        const char *why;
+        enum px_frame_result fr = px_frame_scan(&conn->frame, v.iov_base, v.iov_len, &n, &why);
+        if (fr == PX_FRAME_BAD) {
+            px_conn_fail(conn, PX_ERR_BAD_REQUEST, "malformed request: %s", why);
+            return;
+        }
         if (conn->state == PX_STATE_READ_HEAD) {
             if (!conn->head_started) {
                 conn->head_started = true;
                 px_conn_arm_timer(conn, cfg->client_header_timeout_ms);
             }
             /* Bytes llhttp skips without a callback (whitespace) still count. */
-            conn->head_bytes_fed += v.iov_len;
+            conn->head_bytes_fed += n;
             if (conn->head_bytes_fed > 2 * cfg->max_header_bytes + 65536) {
                 px_conn_fail(conn, PX_ERR_HEADERS_TOO_LARGE,
                              "request head exceeds --max-header-bytes");
@@ -1091,13 +1105,23 @@ static void client_feed(struct px_conn *conn)
         }
         const char *p = v.iov_base;
         conn->seg_start = p;
-        conn->seg_end = p + v.iov_len;
+        conn->seg_end = p + n;
         conn->value_cont_ok = conn->value_at_seg_end;
         conn->value_at_seg_end = false;
-        enum llhttp_errno e = llhttp_execute(&conn->req_parser, p, v.iov_len);
-        size_t used = v.iov_len;
+        enum llhttp_errno e = llhttp_execute(&conn->req_parser, p, n);
+        size_t used = n;
         if (e == HPE_PAUSED) {
             used = (size_t)(llhttp_get_error_pos(&conn->req_parser) - p);
+            if (used != n || !px_frame_done(&conn->frame)) {
+                px_conn_fail(conn, PX_ERR_BAD_REQUEST,
+                             "malformed request: the message end is ambiguous");
+                return;
+            }
+        } else if (e == HPE_OK && (px_frame_wants_body(&conn->frame) ||
+                                   (fr == PX_FRAME_MSG_END && !conn->req_complete))) {
+            px_conn_fail(conn, PX_ERR_BAD_REQUEST, "malformed request: the %s end is ambiguous",
+                         fr == PX_FRAME_MSG_END ? "message" : "head");
+            return;
         } else if (e != HPE_OK) {
             if (conn->parse_err != PX_OK)
                 px_conn_fail(conn, conn->parse_err, "%s", conn->parse_reason);

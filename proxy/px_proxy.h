@@ -26,6 +26,7 @@
 #include "px_common.h"
 #include "px_config.h"
 #include "px_endpoint.h"
+#include "px_frame.h"
 #include "sig_chunked.h"
 #include "sig_sha256.h"
 #include "sig_sign.h"
@@ -140,6 +141,7 @@ struct px_conn {
 
     /* request parsing */
     llhttp_t req_parser;
+    struct px_frame frame; /* strict framing check of the bytes fed to req_parser */
     uint8_t *head_mem;
     struct sig_buf head; /* request line pieces and headers, bounded by max_header_bytes */
     uint32_t url_off, url_len;
