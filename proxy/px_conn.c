@@ -139,9 +139,20 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     return head_append(conn, at, len);
 }
 
+/* Trailer fields of a chunked request come through the same callbacks after the head. They
+ * are discarded, as RFC 9112 7.1.2 allows when the chunked coding is removed: merged into the
+ * head they would be signed and sent as header fields the client never put there (RFC 9110
+ * 6.5.1 forbids that merge). */
+static bool in_trailers(const struct px_conn *conn)
+{
+    return conn->state != PX_STATE_READ_HEAD;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct px_conn *conn = conn_of(p);
+    if (in_trailers(conn))
+        return 0;
     if (conn->in_value || conn->hdr_count == 0) {
         if (conn->hdr_count == conn->w->cfg->max_headers)
             return refuse(conn, PX_ERR_HEADERS_TOO_LARGE, "more headers than --max-headers");
@@ -158,6 +169,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct px_conn *conn = conn_of(p);
+    if (in_trailers(conn))
+        return 0;
     struct px_hdr *h = &conn->hdrs[conn->hdr_count - 1];
     if (!conn->in_value) {
         conn->in_value = true;

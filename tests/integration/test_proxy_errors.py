@@ -205,6 +205,20 @@ def test_strict_framing_still_accepts_valid_chunked_and_pipelined(proxy, stub):
     stub.assert_all_verified(2)
 
 
+def test_chunked_trailers_are_not_merged_into_the_signed_head(proxy, stub):
+    """Trailer fields of a de-chunked body are dropped (RFC 9112 7.1.2), never sent and
+    signed as header fields (RFC 9110 6.5.1)."""
+    with RawConn(proxy.port) as c:
+        c.send(f"PUT /{C.BUCKET}/tr HTTP/1.1\r\n{HOST}{CHUNKED}\r\n5\r\nhello\r\n"
+               "0\r\nX-Amz-Meta-Trailer: 1\r\nContent-Type: text/evil\r\n\r\n".encode())
+        r = c.read_response()
+    assert r.status == 200, r
+    req = stub.assert_all_verified(1)[0]
+    names = {k.lower() for (k, _) in req.headers}
+    assert "x-amz-meta-trailer" not in names and "content-type" not in names, req.headers
+    assert stub.store.object(C.BUCKET, "tr") is not None
+
+
 # -- 411 / 413 / 431 ------------------------------------------------------------------------------
 
 def test_unsigned_payload_chunked_upload_to_s3_gets_a_length(start_proxy, stub):
