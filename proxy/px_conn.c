@@ -3,6 +3,7 @@
  * rewriting, body hashing/spooling, signing, error responses and the state machine.
  */
 #define _GNU_SOURCE /* O_TMPFILE */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -724,17 +725,23 @@ static void add_header_line(struct evbuffer *b, struct sig_slice name, struct si
     evbuffer_add(b, "\r\n", 2);
 }
 
+size_t px_sign_header_cap(const struct px_config *cfg)
+{
+    return 1 + cfg->max_headers * (1 + cfg->duplicate_header_count) + cfg->custom_header_count + 3;
+}
+
 /* Builds, signs and serialises the upstream request head into conn->body's companion
- * buffer `out`. Runs synchronously inside the credentials callback. */
+ * buffer `out`. Runs synchronously inside the credentials callback. The header arrays are
+ * the worker's scratch (px_sign_header_cap entries: conn->hdr_count <= --max-headers), so
+ * nothing is allocated per request. */
 static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out, char *why,
                                      size_t why_len)
 {
     struct px_worker *w = conn->w;
     const struct px_config *cfg = w->cfg;
-    size_t cap = conn->hdr_count * 2 + cfg->custom_header_count + 8;
-    struct sig_header *all = px_xmalloc(cap * sizeof(*all));
-    struct sig_header *signed_hdrs = px_xmalloc(cap * sizeof(*signed_hdrs));
-    uint8_t *dup_mem = NULL;
+    struct sig_header *all = w->sign_all;
+    struct sig_header *signed_hdrs = w->sign_signed;
+    assert(conn->hdr_count <= cfg->max_headers);
     size_t n_all = 0, n_signed = 0;
     enum px_err err = PX_OK;
 
@@ -746,12 +753,8 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
         (struct sig_header){SIG_SLICE_LIT("Host"), sig_slice_from_cstr(conn->host_header)};
     /* --duplicate-headers copies before stripping (to keep e.g. the client's Authorization
      * as X-Original-Authorization). */
-    size_t dup_cap = 0;
-    for (size_t i = 0; i < cfg->duplicate_header_count; i++)
-        dup_cap += cfg->duplicate_headers[i].len + 12;
-    dup_mem = px_xmalloc(dup_cap + 1);
     struct sig_buf dup;
-    sig_buf_init(&dup, dup_mem, dup_cap);
+    sig_buf_init(&dup, w->sign_dup_mem, w->sign_dup_cap);
     for (size_t i = 0; i < conn->hdr_count; i++) {
         struct sig_slice name = hdr_name(conn, &conn->hdrs[i]);
         struct sig_slice value = hdr_value(conn, &conn->hdrs[i]);
@@ -778,10 +781,8 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
                                                        PX_AWS_CHUNK_BYTES, NULL, 0, &enc);
         if (cerr != SIG_OK) {
             snprintf(why, why_len, "cannot frame the body as aws-chunked: %s", sig_err_str(cerr));
-            free(all);
-            free(signed_hdrs);
-            free(dup_mem);
-            return PX_ERR_BODY_TOO_LARGE;
+            err = PX_ERR_BODY_TOO_LARGE;
+            goto out;
         }
         snprintf(decoded_len, sizeof(decoded_len), "%llu",
                  (unsigned long long)conn->content_length);
@@ -884,9 +885,9 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
 out:
     sig_workspace_cleanup(&w->ws);
     OPENSSL_cleanse(hash_hex, sizeof(hash_hex));
-    free(all);
-    free(signed_hdrs);
-    free(dup_mem);
+    /* The scratch held views into conn->head and this frame's locals: none may outlive us. */
+    memset(all, 0, n_all * sizeof(*all));
+    memset(signed_hdrs, 0, n_signed * sizeof(*signed_hdrs));
     return err;
 }
 

@@ -458,10 +458,18 @@ static void pump_aws_chunked(struct px_conn *conn, struct evbuffer *out)
         size_t n = left < PX_AWS_CHUNK_BYTES ? (size_t)left : PX_AWS_CHUNK_BYTES;
         if (n == 0 || evbuffer_get_length(conn->body) < n)
             break;
+        /* Hashed in place from at most PX_CHUNK_SEGS segments; a chunk that arrived in more
+         * (tiny client writes) is first made contiguous, which only costs a copy then. */
+        struct evbuffer_iovec v[PX_CHUNK_SEGS];
+        struct sig_slice segs[PX_CHUNK_SEGS];
         int nseg = evbuffer_peek(conn->body, (ev_ssize_t)n, NULL, NULL, 0);
-        struct evbuffer_iovec *v = px_xmalloc((size_t)nseg * sizeof(*v));
-        struct sig_slice *segs = px_xmalloc((size_t)nseg * sizeof(*segs));
-        nseg = evbuffer_peek(conn->body, (ev_ssize_t)n, NULL, v, nseg);
+        if (nseg > PX_CHUNK_SEGS && evbuffer_pullup(conn->body, (ev_ssize_t)n) == NULL) {
+            px_conn_fail(conn, PX_ERR_INTERNAL, "cannot gather an aws-chunked chunk");
+            return;
+        }
+        nseg = evbuffer_peek(conn->body, (ev_ssize_t)n, NULL, v, PX_CHUNK_SEGS);
+        if (nseg > PX_CHUNK_SEGS)
+            nseg = PX_CHUNK_SEGS;
         size_t take = n;
         for (int i = 0; i < nseg; i++) {
             size_t l = v[i].iov_len < take ? v[i].iov_len : take;
@@ -470,8 +478,6 @@ static void pump_aws_chunked(struct px_conn *conn, struct evbuffer *out)
         }
         char sig[SIG_SHA256_HEX_LEN + 1];
         enum sig_err e = sig_chunk_sign_iov(&conn->chunk_signer, segs, (size_t)nseg, sig);
-        free(v);
-        free(segs);
         uint8_t hdr_mem[SIG_CHUNK_HEADER_MAX];
         struct sig_buf hdr;
         sig_buf_init(&hdr, hdr_mem, sizeof(hdr_mem));
@@ -555,16 +561,30 @@ void px_upstream_pump_body(struct px_conn *conn)
         request_sent(conn);
 }
 
+/* Appends a copy of src to dst, a few segments at a time (no allocation but dst's chains). */
 static void copy_evbuffer(struct evbuffer *dst, struct evbuffer *src)
 {
-    int n = evbuffer_peek(src, -1, NULL, NULL, 0);
-    if (n <= 0)
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET) != 0)
         return;
-    struct evbuffer_iovec *v = px_xmalloc((size_t)n * sizeof(*v));
-    n = evbuffer_peek(src, -1, NULL, v, n);
-    for (int i = 0; i < n; i++)
-        evbuffer_add(dst, v[i].iov_base, v[i].iov_len);
-    free(v);
+    size_t left = evbuffer_get_length(src);
+    while (left > 0) {
+        struct evbuffer_iovec v[16];
+        int n = evbuffer_peek(src, (ev_ssize_t)left, &pos, v, 16);
+        if (n <= 0)
+            return;
+        if (n > 16)
+            n = 16;
+        size_t copied = 0;
+        for (int i = 0; i < n; i++) {
+            size_t l = v[i].iov_len < left - copied ? v[i].iov_len : left - copied;
+            evbuffer_add(dst, v[i].iov_base, l);
+            copied += l;
+        }
+        left -= copied;
+        if (left > 0 && evbuffer_ptr_set(src, &pos, copied, EVBUFFER_PTR_ADD) != 0)
+            return;
+    }
 }
 
 static void on_connected(struct px_conn *conn)
