@@ -13,6 +13,8 @@ import pytest
 from sv4h import config as C
 from sv4h.client import RawConn
 
+from conftest import ASAN_OPTIONS
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -36,7 +38,7 @@ def test_requests_on_a_warm_connection_allocate_nothing(start_proxy, stub, alloc
     env = {"LD_PRELOAD": alloc_shim, "SIGV4D_ALLOC_COUNT_FILE": count_file}
     if os.environ.get("SIGV4D_SANITIZE"):
         # The shim comes before the sanitizer runtime and forwards to it.
-        env["ASAN_OPTIONS"] = "detect_leaks=1:verify_asan_link_order=0"
+        env["ASAN_OPTIONS"] = ASAN_OPTIONS + ":verify_asan_link_order=0"
     # A small buffer limit so that the 200 KiB upload goes out as signed aws-chunked.
     p = start_proxy(C.FLAG_REGION, "us-east-1", C.FLAG_WORKERS, "1",
                     C.FLAG_MAX_BUFFER, str(64 * 1024), env=env)
