@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "sig_types.h"
+
 enum {
     FS_START = 0,   /* before the request line; empty lines (CRLF) are skipped, RFC 9112 2.2 */
     FS_START_CR,    /* CR of an empty line before the request line */
@@ -82,17 +84,6 @@ static bool is_qdtext(uint8_t c)
 static bool is_bad_line_byte(uint8_t c)
 {
     return (c < 0x20 && c != '\t') || c == 0x7f;
-}
-
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Where and why the check failed. */
@@ -182,7 +173,7 @@ enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t 
             continue; /* i already advanced */
         }
         case FS_CHUNK_SIZE: {
-            int h = hex_value(c);
+            int h = sig_hex_digit(c);
             if (h >= 0) {
                 if (f->chunk_size > (UINT64_MAX >> 4))
                     return bad(used, why, i, "chunk size overflow");

@@ -62,17 +62,6 @@ static bool is_ctl(uint8_t c)
     return byte_class[c] & C_CTL;
 }
 
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static enum sig_err encode_byte(struct sig_buf *out, uint8_t c, bool keep_slash)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -112,8 +101,8 @@ static enum sig_err decode_encode(struct sig_buf *out, struct sig_slice in, bool
         uint8_t c = in.ptr[i];
         if (c == '%') {
             SIG_ENSURE(in.len - i >= 3, SIG_ERR_BAD_PERCENT_ENCODING);
-            int hi = hex_value(in.ptr[i + 1]);
-            int lo = hex_value(in.ptr[i + 2]);
+            int hi = sig_hex_digit(in.ptr[i + 1]);
+            int lo = sig_hex_digit(in.ptr[i + 2]);
             SIG_ENSURE(hi >= 0 && lo >= 0, SIG_ERR_BAD_PERCENT_ENCODING);
             c = (uint8_t)(hi << 4 | lo);
             i += 2;

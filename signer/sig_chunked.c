@@ -66,18 +66,6 @@ static size_t hex_digits(uint64_t v)
     return n;
 }
 
-static bool is_lower_hex_sig(struct sig_slice s)
-{
-    if (s.len != SIG_SHA256_HEX_LEN)
-        return false;
-    for (size_t i = 0; i < s.len; i++) {
-        uint8_t c = s.ptr[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-    }
-    return true;
-}
-
 /* RFC 9110 section 5.6.2 tchar, restricted to lowercase letters. */
 static bool is_lower_tchar(uint8_t c)
 {
@@ -204,7 +192,7 @@ enum sig_err sig_chunk_header(struct sig_buf *out, uint64_t data_len, struct sig
     char hex[16];
 
     SIG_ENSURE(data_len <= SIG_CHUNKED_MAX_CHUNK_SIZE, SIG_ERR_TOO_LARGE);
-    SIG_ENSURE(signature.len == 0 || is_lower_hex_sig(signature), SIG_ERR_INVALID_ARG);
+    SIG_ENSURE(signature.len == 0 || sig_is_sha256_hex(signature), SIG_ERR_INVALID_ARG);
 
     size_t ndig = hex_digits(data_len);
     for (size_t i = 0; i < ndig; i++)
@@ -233,7 +221,7 @@ enum sig_err sig_chunked_trailers(struct sig_buf *out, enum sig_chunked_mode mod
     SIG_ENSURE(mode_valid(mode), SIG_ERR_INVALID_ARG);
     SIG_ENSURE(count == 0 || mode_has_trailers(mode), SIG_ERR_INVALID_ARG);
     if (mode == SIG_CHUNKED_SIGNED_TRAILER)
-        SIG_ENSURE(is_lower_hex_sig(trailer_signature), SIG_ERR_INVALID_ARG);
+        SIG_ENSURE(sig_is_sha256_hex(trailer_signature), SIG_ERR_INVALID_ARG);
     else
         SIG_ENSURE(trailer_signature.len == 0, SIG_ERR_INVALID_ARG);
     SIG_TRY(check_trailers(trailers, count, &lines_len));
@@ -291,7 +279,7 @@ static enum sig_err check_seed(enum sig_chunked_mode mode, const struct sig_resu
     struct sig_slice cr = seed->canonical_request;
     struct sig_slice literal = sig_chunked_content_sha256(mode);
 
-    SIG_ENSURE(is_lower_hex_sig(seed->signature), SIG_ERR_INVALID_ARG);
+    SIG_ENSURE(sig_is_sha256_hex(seed->signature), SIG_ERR_INVALID_ARG);
     SIG_ENSURE(is_amz_date(seed->amz_date), SIG_ERR_INVALID_ARG);
     SIG_ENSURE(scope.ptr != NULL && scope.len > 8 + sizeof(SCOPE_TERMINATOR) - 1,
                SIG_ERR_INVALID_ARG);

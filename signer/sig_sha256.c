@@ -62,6 +62,18 @@ void sig_hex_lower(const uint8_t *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+bool sig_is_sha256_hex(struct sig_slice s)
+{
+    if (s.len != SIG_SHA256_HEX_LEN)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        uint8_t c = s.ptr[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return true;
+}
+
 void sig_hmac_init(struct sig_hmac *k, const void *key, size_t key_len)
 {
     uint8_t block[HMAC_BLOCK] = {0};

@@ -33,6 +33,9 @@ void sig_sha256_final(struct sig_sha256 *h, uint8_t out[SIG_SHA256_LEN]);
 void sig_sha256_final_hex(struct sig_sha256 *h, char out[SIG_SHA256_HEX_LEN + 1]);
 void sig_sha256(const void *p, size_t n, uint8_t out[SIG_SHA256_LEN]);
 
+/* True if s is exactly 64 lowercase hex digits (a SHA-256 or SigV4 signature in hex). */
+bool sig_is_sha256_hex(struct sig_slice s);
+
 /* Writes 2*n lowercase hex digits and a NUL to `out` (which holds 2*n+1 bytes). */
 void sig_hex_lower(const uint8_t *in, size_t n, char *out);
 

@@ -119,18 +119,6 @@ static enum sig_err check_credentials(const struct sig_credentials *c)
     return SIG_OK;
 }
 
-static bool is_lower_hex64(struct sig_slice s)
-{
-    if (s.len != SIG_SHA256_HEX_LEN)
-        return false;
-    for (size_t i = 0; i < s.len; i++) {
-        uint8_t c = s.ptr[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-            return false;
-    }
-    return true;
-}
-
 static const struct sig_slice payload_literals[] = {
     SIG_SLICE_LIT(SIG_UNSIGNED_PAYLOAD),
     SIG_SLICE_LIT(SIG_STREAMING_PAYLOAD),
@@ -147,7 +135,7 @@ static enum sig_err payload_hash_of(const struct sig_params *p, struct sig_slice
         return SIG_OK;
     }
     *out = p->payload_hash;
-    if (is_lower_hex64(p->payload_hash))
+    if (sig_is_sha256_hex(p->payload_hash))
         return SIG_OK;
     for (size_t i = 0; i < sizeof(payload_literals) / sizeof(payload_literals[0]); i++) {
         if (sig_slice_eq(p->payload_hash, payload_literals[i]))

@@ -54,6 +54,18 @@ const char *sig_err_str(enum sig_err err);
             return (code);                                                                         \
     } while (0)
 
+/* The value of one hex digit (either case), or -1. */
+static inline int sig_hex_digit(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* A borrowed view of bytes. Never freed through the slice; must not outlive its backing store. */
 struct sig_slice {
     const uint8_t *ptr;
