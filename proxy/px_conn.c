@@ -17,6 +17,7 @@
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 
+#include "px_io.h"
 #include "px_proxy.h"
 
 static const char *const state_names[] = {
@@ -1173,6 +1174,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
+    px_io_read_more(bev, PX_HIGH_WATERMARK);
     client_feed(conn);
 }
 

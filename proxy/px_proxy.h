@@ -34,9 +34,10 @@
 #define PX_HIGH_WATERMARK (256u * 1024)
 #define PX_LOW_WATERMARK (PX_HIGH_WATERMARK / 2)
 #define PX_WORKSPACE_BYTES (64u * 1024)
-/* A body with a known length is handed to us in batches of this much (read low watermark),
- * not per TCP segment: a write upstream per 4 KiB read costs a writev and two epoll_ctl. */
-#define PX_READ_BATCH_BYTES (64u * 1024)
+/* A body with a known length is handed to us in batches of at least this much (read low
+ * watermark), not per TCP segment. libevent 2.1 reads 4 KiB per loop pass, so a larger
+ * watermark would cost passes; once called back, px_io_read_more reads on in large pieces. */
+#define PX_READ_BATCH_BYTES 4096u
 /* Largest single read or write on a socket. */
 #define PX_IO_BYTES (256u * 1024)
 #define PX_SPOOL_READ_BYTES (64u * 1024)

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "px_io.h"
 #include "px_proxy.h"
 
 #define PX_MAX_RESP_HEADERS 256
@@ -722,6 +723,8 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         conn->stall_out_len = 0;
         px_conn_arm_timer(conn, conn->w->cfg->upstream_idle_timeout_ms);
     }
+    if (up->ssl == NULL)
+        px_io_read_more(bev, PX_HIGH_WATERMARK);
     feed_response(conn);
 }
 

@@ -1,0 +1,60 @@
+/*
+ * px_io.c: see px_io.h.
+ */
+#include "px_io.h"
+
+#include <errno.h>
+#include <sys/uio.h>
+
+#include <event2/buffer.h>
+
+/* libevent 2.1 reads at most this much per call (EVBUFFER_MAX_READ, not settable before 2.2):
+ * an input at least this long means its last read may have stopped short of the socket's
+ * contents. */
+#define PX_IO_LIBEVENT_READ 4096u
+/* One reservation per read. An evbuffer chain holds its header and the data in one
+ * allocation rounded up to a power of two: 60 KiB makes 64 KiB blocks, below glibc's mmap
+ * threshold (128 KiB), so chains come from the heap and are reused instead of being mmapped,
+ * faulted in and unmapped for every read. */
+#define PX_IO_READ_CHUNK (60u * 1024)
+
+size_t px_io_read_more(struct bufferevent *bev, size_t limit)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len = evbuffer_get_length(in);
+    if (len < PX_IO_LIBEVENT_READ || len >= limit)
+        return 0;
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd < 0)
+        return 0;
+    size_t total = 0;
+    /* bufferevent_socket keeps the input's end frozen outside its own reads. */
+    evbuffer_unfreeze(in, 0);
+    while (len < limit) {
+        size_t want = limit - len < PX_IO_READ_CHUNK ? limit - len : PX_IO_READ_CHUNK;
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1)
+            break;
+        if (v.iov_len > want)
+            v.iov_len = want;
+        struct iovec iov = {.iov_base = v.iov_base, .iov_len = v.iov_len};
+        ssize_t r;
+        do
+            r = readv(fd, &iov, 1);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+            /* EAGAIN: nothing more. EOF or an error: libevent's next read sees it again
+             * (the fd stays readable) and reports it through the event callback. */
+            evbuffer_commit_space(in, &v, 0);
+            break;
+        }
+        v.iov_len = (size_t)r;
+        evbuffer_commit_space(in, &v, 1);
+        len += (size_t)r;
+        total += (size_t)r;
+        if ((size_t)r < want)
+            break; /* a short read: the socket is empty now, spare the EAGAIN round */
+    }
+    evbuffer_freeze(in, 0);
+    return total;
+}

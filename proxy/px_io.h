@@ -1,0 +1,22 @@
+/*
+ * px_io.h: cheaper socket I/O under libevent 2.1's plain-socket bufferevents.
+ *
+ * libevent 2.1 reads at most 4 KiB per loop pass (EVBUFFER_MAX_READ) and asks FIONREAD
+ * first, and arms EV_WRITE (epoll_ctl) for every write and disarms it when the output is
+ * empty. These helpers read on in large pieces, and write first, arming EV_WRITE only when
+ * the kernel did not take everything. Only for bufferevent_socket (never bufferevent_openssl:
+ * the bytes on its fd are TLS records).
+ */
+#ifndef PX_IO_H
+#define PX_IO_H
+
+#include <stddef.h>
+
+#include <event2/bufferevent.h>
+
+/* Reads what the socket holds into bev's input until the input reaches `limit` bytes or the
+ * socket has nothing more, when libevent's last read may have left data behind. Returns the
+ * bytes read. EOF and errors are left in the socket for libevent's next read to report. */
+size_t px_io_read_more(struct bufferevent *bev, size_t limit);
+
+#endif
