@@ -4,6 +4,7 @@
 #include "px_io.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
@@ -57,4 +58,22 @@ size_t px_io_read_more(struct bufferevent *bev, size_t limit)
     }
     evbuffer_freeze(in, 0);
     return total;
+}
+
+/*
+ * A body streams through buffers that are allocated and freed a few hundred KiB at a time.
+ * glibc returns free memory at the top of a heap to the kernel once it exceeds the trim
+ * threshold (128 KiB, or twice the largest mmapped chunk freed so far): on a worker thread's
+ * arena that is an madvise(MADV_DONTNEED) and a page fault per page when the memory is used
+ * again. Measured on a 1 GiB PUT: 2.1k madvise calls, page faults at the top of the profile,
+ * and half of sigv4d's CPU time. Keeping up to 8 MiB per arena (each worker has one) stops
+ * that and costs at most 8 MiB per worker when idle; peak RSS is unchanged. Setting a
+ * threshold turns glibc's dynamic adjustment off, so the mmap threshold is set too: 1 MiB,
+ * above every buffer the proxy allocates (the largest evbuffer chains are 128 KiB), so none
+ * of them is mmapped and unmapped per use.
+ */
+void px_io_tune_malloc(void)
+{
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 }

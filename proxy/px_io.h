@@ -19,4 +19,8 @@
  * bytes read. EOF and errors are left in the socket for libevent's next read to report. */
 size_t px_io_read_more(struct bufferevent *bev, size_t limit);
 
+/* Keeps glibc from returning the body buffers' memory to the kernel after every pass (see
+ * px_io.c). Call once at start-up, before the worker threads exist. */
+void px_io_tune_malloc(void);
+
 #endif
