@@ -5,9 +5,13 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <sys/uio.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_struct.h> /* ev_write: is EV_WRITE armed? */
+#include <event2/event.h>
 
 /* libevent 2.1 reads at most this much per call (EVBUFFER_MAX_READ, not settable before 2.2):
  * an input at least this long means its last read may have stopped short of the socket's
@@ -76,4 +80,83 @@ void px_io_tune_malloc(void)
 {
     mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
     mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
+}
+
+struct px_io {
+    struct bufferevent *bev;
+    struct event *flush_ev;
+    struct evbuffer_cb_entry *out_cb;
+};
+
+static bool write_armed(struct bufferevent *bev)
+{
+    return event_pending(&bev->ev_write, EV_WRITE, NULL) != 0;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct px_io *io = arg;
+    struct bufferevent *bev = io->bev;
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evutil_socket_t sock = bufferevent_getfd(bev);
+    if (evbuffer_get_length(out) == 0 || write_armed(bev) || sock < 0)
+        return;
+    /* bufferevent_socket keeps the output's front frozen outside its own writes. */
+    evbuffer_unfreeze(out, 1);
+    int r = evbuffer_write_atmost(out, sock, -1);
+    evbuffer_freeze(out, 1);
+    /* A short write, EAGAIN or an error: libevent takes over (its write callback retries and
+     * reports an error through the event callback, as for any write of its own). */
+    if (evbuffer_get_length(out) != 0)
+        bufferevent_enable(bev, EV_WRITE);
+    /* Last: the write callback may free the connection, io included. bufferevent_trigger
+     * holds a reference on bev while it runs. */
+    if (r > 0)
+        bufferevent_trigger(bev, EV_WRITE, 0);
+}
+
+/*
+ * Runs before bufferevent_socket's own output callback (an evbuffer runs the newest
+ * callback first), which arms EV_WRITE when bytes are added while EV_WRITE is enabled and
+ * not pending. Disabling EV_WRITE here (no syscall: the event is not pending) keeps it from
+ * arming; the flush writes instead.
+ */
+static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    struct px_io *io = arg;
+    if (info->n_added == 0 || write_armed(io->bev))
+        return;
+    if (bufferevent_get_enabled(io->bev) & EV_WRITE)
+        bufferevent_disable(io->bev, EV_WRITE);
+    event_active(io->flush_ev, EV_WRITE, 1);
+}
+
+struct px_io *px_io_write_first(struct bufferevent *bev)
+{
+    struct px_io *io = calloc(1, sizeof(*io));
+    if (io == NULL)
+        return NULL;
+    io->bev = bev;
+    io->flush_ev = event_new(bufferevent_get_base(bev), -1, 0, flush_cb, io);
+    if (io->flush_ev != NULL)
+        io->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), out_cb, io);
+    if (io->out_cb == NULL) {
+        if (io->flush_ev != NULL)
+            event_free(io->flush_ev);
+        free(io);
+        return NULL;
+    }
+    return io;
+}
+
+void px_io_free(struct px_io *io)
+{
+    if (io == NULL)
+        return;
+    evbuffer_remove_cb_entry(bufferevent_get_output(io->bev), io->out_cb);
+    event_free(io->flush_ev);
+    free(io);
 }

@@ -120,6 +120,7 @@ struct px_upstream {
     struct px_worker *w;
     struct bufferevent *bev;
     SSL *ssl;             /* owned by bev (BEV_OPT_CLOSE_ON_FREE frees it) */
+    struct px_io *io;     /* write-first state of a plain-socket bev (px_io.h) or NULL */
     char key[600];        /* "tls|host|port|connect-host|connect-port" */
     struct px_conn *conn; /* owner, NULL when idle */
     struct px_upstream *next_idle;
@@ -135,6 +136,8 @@ struct px_conn {
     bool closing;       /* px_conn_close ran; freed from free_ev */
     bool creds_pending; /* a provider callback still references us */
     struct bufferevent *client;
+    /* write-first state of client (px_io.h), or NULL */
+    struct px_io *client_io;
     struct event *timer;   /* the current phase's timeout */
     struct event *free_ev; /* deferred free */
     char peer[64];
