@@ -121,16 +121,20 @@ enum cred_err cred_from_env(struct cred **out)
 
 /* ---- static provider ---- */
 
-struct cred_provider {
-    struct cred_io io;
-    struct cred *creds; /* owned reference, may be NULL */
-    enum cred_err err;  /* answer when creds is NULL */
-};
-
 struct cred_pending {
     struct cred_provider *p;
     cred_get_fn cb;
     void *arg;
+    struct cred_pending *next_free;
+};
+
+struct cred_provider {
+    struct cred_io io;
+    struct cred *creds; /* owned reference, may be NULL */
+    enum cred_err err;  /* answer when creds is NULL */
+    /* Answered fetches' records, reused so that a fetch (one per request) allocates nothing
+     * once as many are in flight as ever were; owned, freed with the provider. */
+    struct cred_pending *free_pending;
 };
 
 struct cred_provider *cred_provider_new_static(const struct cred_io *io, struct cred *creds,
@@ -145,8 +149,10 @@ struct cred_provider *cred_provider_new_static(const struct cred_io *io, struct 
 
 static void cred_pending_run(void *arg)
 {
-    struct cred_pending pending = *(struct cred_pending *)arg;
-    free(arg);
+    struct cred_pending *rec = arg;
+    struct cred_pending pending = *rec;
+    rec->next_free = pending.p->free_pending;
+    pending.p->free_pending = rec;
     if (pending.p->creds != NULL)
         pending.cb(cred_ref(pending.p->creds), CRED_OK, pending.arg);
     else
@@ -155,7 +161,11 @@ static void cred_pending_run(void *arg)
 
 void cred_provider_get(struct cred_provider *p, cred_get_fn cb, void *arg)
 {
-    struct cred_pending *pending = cred_xmalloc(sizeof(*pending));
+    struct cred_pending *pending = p->free_pending;
+    if (pending != NULL)
+        p->free_pending = pending->next_free;
+    else
+        pending = cred_xmalloc(sizeof(*pending));
     pending->p = p;
     pending->cb = cb;
     pending->arg = arg;
@@ -170,5 +180,10 @@ void cred_provider_free(struct cred_provider *p)
         return;
     cred_unref(p->creds);
     p->creds = NULL;
+    while (p->free_pending != NULL) {
+        struct cred_pending *next = p->free_pending->next_free;
+        free(p->free_pending);
+        p->free_pending = next;
+    }
     free(p);
 }

@@ -3,6 +3,7 @@
  * rewriting, body hashing/spooling, signing, error responses and the state machine.
  */
 #define _GNU_SOURCE /* O_TMPFILE */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -140,9 +141,20 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     return head_append(conn, at, len);
 }
 
+/* Trailer fields of a chunked request come through the same callbacks after the head. They
+ * are discarded, as RFC 9112 7.1.2 allows when the chunked coding is removed: merged into the
+ * head they would be signed and sent as header fields the client never put there (RFC 9110
+ * 6.5.1 forbids that merge). */
+static bool in_trailers(const struct px_conn *conn)
+{
+    return conn->state != PX_STATE_READ_HEAD;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct px_conn *conn = conn_of(p);
+    if (in_trailers(conn))
+        return 0;
     if (conn->in_value || conn->hdr_count == 0) {
         if (conn->hdr_count == conn->w->cfg->max_headers)
             return refuse(conn, PX_ERR_HEADERS_TOO_LARGE, "more headers than --max-headers");
@@ -159,6 +171,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct px_conn *conn = conn_of(p);
+    if (in_trailers(conn))
+        return 0;
     struct px_hdr *h = &conn->hdrs[conn->hdr_count - 1];
     if (!conn->in_value) {
         conn->in_value = true;
@@ -488,6 +502,10 @@ static int on_headers_complete(llhttp_t *p)
                           "unsupported Transfer-Encoding (only chunked)");
     conn->content_length = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
     bool has_body = conn->body_chunked || conn->content_length > 0;
+    /* HTTP/1.0 has no Transfer-Encoding: such a message's framing is faulty (RFC 9112 6.1). */
+    if (conn->http_minor == 0 && find_hdr(conn, "transfer-encoding") != NULL)
+        return refuse(conn, PX_ERR_BAD_REQUEST, "Transfer-Encoding in an HTTP/1.0 request");
+    px_frame_body(&conn->frame, conn->body_chunked, conn->content_length);
 
     /* A client that already framed its body as aws-chunked without signatures keeps that
      * framing; signed aws-chunked bodies carry the client's own chunk signatures, which we
@@ -708,17 +726,23 @@ static void add_header_line(struct evbuffer *b, struct sig_slice name, struct si
     evbuffer_add(b, "\r\n", 2);
 }
 
+size_t px_sign_header_cap(const struct px_config *cfg)
+{
+    return 1 + cfg->max_headers * (1 + cfg->duplicate_header_count) + cfg->custom_header_count + 3;
+}
+
 /* Builds, signs and serialises the upstream request head into conn->body's companion
- * buffer `out`. Runs synchronously inside the credentials callback. */
+ * buffer `out`. Runs synchronously inside the credentials callback. The header arrays are
+ * the worker's scratch (px_sign_header_cap entries: conn->hdr_count <= --max-headers), so
+ * nothing is allocated per request. */
 static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out, char *why,
                                      size_t why_len)
 {
     struct px_worker *w = conn->w;
     const struct px_config *cfg = w->cfg;
-    size_t cap = conn->hdr_count * 2 + cfg->custom_header_count + 8;
-    struct sig_header *all = px_xmalloc(cap * sizeof(*all));
-    struct sig_header *signed_hdrs = px_xmalloc(cap * sizeof(*signed_hdrs));
-    uint8_t *dup_mem = NULL;
+    struct sig_header *all = w->sign_all;
+    struct sig_header *signed_hdrs = w->sign_signed;
+    assert(conn->hdr_count <= cfg->max_headers);
     size_t n_all = 0, n_signed = 0;
     enum px_err err = PX_OK;
 
@@ -730,12 +754,8 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
         (struct sig_header){SIG_SLICE_LIT("Host"), sig_slice_from_cstr(conn->host_header)};
     /* --duplicate-headers copies before stripping (to keep e.g. the client's Authorization
      * as X-Original-Authorization). */
-    size_t dup_cap = 0;
-    for (size_t i = 0; i < cfg->duplicate_header_count; i++)
-        dup_cap += cfg->duplicate_headers[i].len + 12;
-    dup_mem = px_xmalloc(dup_cap + 1);
     struct sig_buf dup;
-    sig_buf_init(&dup, dup_mem, dup_cap);
+    sig_buf_init(&dup, w->sign_dup_mem, w->sign_dup_cap);
     for (size_t i = 0; i < conn->hdr_count; i++) {
         struct sig_slice name = hdr_name(conn, &conn->hdrs[i]);
         struct sig_slice value = hdr_value(conn, &conn->hdrs[i]);
@@ -762,10 +782,8 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
                                                        PX_AWS_CHUNK_BYTES, NULL, 0, &enc);
         if (cerr != SIG_OK) {
             snprintf(why, why_len, "cannot frame the body as aws-chunked: %s", sig_err_str(cerr));
-            free(all);
-            free(signed_hdrs);
-            free(dup_mem);
-            return PX_ERR_BODY_TOO_LARGE;
+            err = PX_ERR_BODY_TOO_LARGE;
+            goto out;
         }
         snprintf(decoded_len, sizeof(decoded_len), "%llu",
                  (unsigned long long)conn->content_length);
@@ -868,9 +886,9 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
 out:
     sig_workspace_cleanup(&w->ws);
     OPENSSL_cleanse(hash_hex, sizeof(hash_hex));
-    free(all);
-    free(signed_hdrs);
-    free(dup_mem);
+    /* The scratch held views into conn->head and this frame's locals: none may outlive us. */
+    memset(all, 0, n_all * sizeof(*all));
+    memset(signed_hdrs, 0, n_signed * sizeof(*signed_hdrs));
     return err;
 }
 
@@ -998,6 +1016,7 @@ static void reset_request(struct px_conn *conn)
     conn->resp_head.len = 0;
     conn->resp_in_value = conn->resp_started = conn->resp_head_sent = false;
     conn->resp_chunked_out = conn->resp_close_delimited = conn->resp_complete = false;
+    conn->resp_up_eof = false;
     conn->stall_out_len = 0;
     conn->stall_in_len = 0;
     conn->read_paused = false;
@@ -1025,6 +1044,7 @@ void px_conn_response_done(struct px_conn *conn)
     px_conn_set_state(conn, PX_STATE_READ_HEAD);
     reset_request(conn);
     conn->head_started = false;
+    px_frame_reset(&conn->frame);
     llhttp_resume(&conn->req_parser);
     set_read_lowmark(conn);
     bufferevent_enable(conn->client, EV_READ);
@@ -1072,13 +1092,22 @@ static void client_feed(struct px_conn *conn)
         struct evbuffer_iovec v;
         if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
+        /* llhttp gets only bytes the strict check passed, and at most up to the end of the
+         * head or of the message, so each boundary is checked against where llhttp puts it. */
+        size_t n;
+        const char *why;
+        enum px_frame_result fr = px_frame_scan(&conn->frame, v.iov_base, v.iov_len, &n, &why);
+        if (fr == PX_FRAME_BAD) {
+            px_conn_fail(conn, PX_ERR_BAD_REQUEST, "malformed request: %s", why);
+            return;
+        }
         if (conn->state == PX_STATE_READ_HEAD) {
             if (!conn->head_started) {
                 conn->head_started = true;
                 px_conn_arm_timer(conn, cfg->client_header_timeout_ms);
             }
             /* Bytes llhttp skips without a callback (whitespace) still count. */
-            conn->head_bytes_fed += v.iov_len;
+            conn->head_bytes_fed += n;
             if (conn->head_bytes_fed > 2 * cfg->max_header_bytes + 65536) {
                 px_conn_fail(conn, PX_ERR_HEADERS_TOO_LARGE,
                              "request head exceeds --max-header-bytes");
@@ -1091,13 +1120,23 @@ static void client_feed(struct px_conn *conn)
         }
         const char *p = v.iov_base;
         conn->seg_start = p;
-        conn->seg_end = p + v.iov_len;
+        conn->seg_end = p + n;
         conn->value_cont_ok = conn->value_at_seg_end;
         conn->value_at_seg_end = false;
-        enum llhttp_errno e = llhttp_execute(&conn->req_parser, p, v.iov_len);
-        size_t used = v.iov_len;
+        enum llhttp_errno e = llhttp_execute(&conn->req_parser, p, n);
+        size_t used = n;
         if (e == HPE_PAUSED) {
             used = (size_t)(llhttp_get_error_pos(&conn->req_parser) - p);
+            if (used != n || !px_frame_done(&conn->frame)) {
+                px_conn_fail(conn, PX_ERR_BAD_REQUEST,
+                             "malformed request: the message end is ambiguous");
+                return;
+            }
+        } else if (e == HPE_OK && (px_frame_wants_body(&conn->frame) ||
+                                   (fr == PX_FRAME_MSG_END && !conn->req_complete))) {
+            px_conn_fail(conn, PX_ERR_BAD_REQUEST, "malformed request: the %s end is ambiguous",
+                         fr == PX_FRAME_MSG_END ? "message" : "head");
+            return;
         } else if (e != HPE_OK) {
             if (conn->parse_err != PX_OK)
                 px_conn_fail(conn, conn->parse_err, "%s", conn->parse_reason);

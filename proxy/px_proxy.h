@@ -26,6 +26,7 @@
 #include "px_common.h"
 #include "px_config.h"
 #include "px_endpoint.h"
+#include "px_frame.h"
 #include "sig_chunked.h"
 #include "sig_sha256.h"
 #include "sig_sign.h"
@@ -43,9 +44,12 @@
 #define PX_SPOOL_READ_BYTES (64u * 1024)
 /* aws-chunked chunk size: what the AWS SDKs use; each chunk is signed once it is complete. */
 #define PX_AWS_CHUNK_BYTES (64u * 1024)
+/* Segments an aws-chunked chunk is hashed from in place (more: gathered first). */
+#define PX_CHUNK_SEGS 64
 
 struct px_conn;
 struct px_upstream;
+struct px_deferred_task;
 
 /* Client TLS sessions per upstream, for resumption on new connections (per worker). */
 #define PX_TLS_SESSIONS 16
@@ -68,9 +72,19 @@ struct px_worker {
     struct event *stop_ev;     /* activated from the main thread on SIGTERM/SIGINT */
     struct event *deadline_ev; /* drain deadline after stop */
     struct event *poll_ev;     /* while draining: are all connections gone? */
+    struct event *defer_ev;    /* runs the deferred tasks (px_worker.c, struct cred_io) */
+    struct px_deferred_task *defer_head, *defer_tail; /* queued, FIFO (owned) */
+    struct px_deferred_task *defer_free;              /* recycled records (owned) */
     struct cred_provider *provider;
     struct sig_workspace ws; /* one signature at a time: the loop is single-threaded */
     uint8_t *ws_mem;
+    /* Scratch of build_signed_head (px_conn.c), sized once from the config in px_worker_init
+     * so that signing a request allocates nothing; one request is signed at a time. */
+    struct sig_header *sign_all;    /* every header sent (owned) */
+    struct sig_header *sign_signed; /* the signed subset (owned) */
+    size_t sign_cap;                /* entries in each */
+    uint8_t *sign_dup_mem;          /* X-Original-* names for --duplicate-headers (owned) */
+    size_t sign_dup_cap;
     struct sig_key_cache keys;
     struct px_conn *conns;    /* all live client connections (doubly linked) */
     struct px_upstream *idle; /* pooled idle upstream connections */
@@ -80,6 +94,11 @@ struct px_worker {
     bool start_failed;
     pthread_t thread;
 };
+
+/* Most header lines build_signed_head can produce for a request with --max-headers headers:
+ * Host, each header plus one X-Original- copy per --duplicate-headers entry it matches, the
+ * custom headers, and the three aws-chunked headers. */
+size_t px_sign_header_cap(const struct px_config *cfg);
 
 /* Creates the worker's loop and listener (synchronous; logs and returns false on failure). */
 bool px_worker_init(struct px_worker *w);
@@ -144,6 +163,7 @@ struct px_conn {
 
     /* request parsing */
     llhttp_t req_parser;
+    struct px_frame frame; /* strict framing check of the bytes fed to req_parser */
     uint8_t *head_mem;
     struct sig_buf head; /* request line pieces and headers, bounded by max_header_bytes */
     uint32_t url_off, url_len;
@@ -206,6 +226,7 @@ struct px_conn {
     bool resp_chunked_out; /* re-chunking to the client */
     bool resp_close_delimited;
     bool resp_complete;
+    bool resp_up_eof;     /* the upstream closed; bytes may still wait in its input buffer */
     size_t stall_out_len; /* client output length when the stream timer last fired */
     size_t stall_in_len;  /* client input length when the body timer last fired */
     size_t read_lowmark;  /* the client's current read low watermark */

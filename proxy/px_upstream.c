@@ -366,6 +366,8 @@ static void fail_upstream_protocol(struct px_conn *conn, const char *what)
                  conn->up_host, what);
 }
 
+static void finish_at_eof(struct px_conn *conn);
+
 static void feed_response(struct px_conn *conn)
 {
     struct evbuffer *in = bufferevent_get_input(conn->up->bev);
@@ -398,10 +400,38 @@ static void feed_response(struct px_conn *conn)
     }
 }
 
+/*
+ * The upstream closed (conn->resp_up_eof). Whatever it sent before closing may still wait in
+ * the input buffer, held back by client backpressure: the end of the response is decided only
+ * once all of it has gone through the parser, so a close-delimited body loses no bytes.
+ */
+static void finish_at_eof(struct px_conn *conn)
+{
+    feed_response(conn);
+    if (conn->closing || conn->up == NULL || conn->resp_complete)
+        return;
+    if (evbuffer_get_length(bufferevent_get_input(conn->up->bev)) != 0)
+        return; /* paused for backpressure; px_upstream_resume_read comes back here */
+    /* A close-delimited body completes here (on_message_complete pauses, so llhttp_finish
+     * then returns HPE_PAUSED); any other framing cut short is an error. */
+    (void)llhttp_finish(&conn->resp_parser);
+    if (conn->resp_complete) {
+        response_complete(conn);
+        return;
+    }
+    px_conn_fail(conn, PX_ERR_UPSTREAM_PROTOCOL, "upstream %s closed the connection mid-response",
+                 conn->up_host);
+}
+
 void px_upstream_resume_read(struct px_conn *conn)
 {
     if (conn->up == NULL || conn->resp_complete)
         return;
+    if (conn->resp_up_eof) {
+        /* Nothing more can be read: only the buffered rest is left to parse. */
+        finish_at_eof(conn);
+        return;
+    }
     bufferevent_enable(conn->up->bev, EV_READ);
     feed_response(conn);
 }
@@ -430,10 +460,18 @@ static void pump_aws_chunked(struct px_conn *conn, struct evbuffer *out)
         size_t n = left < PX_AWS_CHUNK_BYTES ? (size_t)left : PX_AWS_CHUNK_BYTES;
         if (n == 0 || evbuffer_get_length(conn->body) < n)
             break;
+        /* Hashed in place from at most PX_CHUNK_SEGS segments; a chunk that arrived in more
+         * (tiny client writes) is first made contiguous, which only costs a copy then. */
+        struct evbuffer_iovec v[PX_CHUNK_SEGS];
+        struct sig_slice segs[PX_CHUNK_SEGS];
         int nseg = evbuffer_peek(conn->body, (ev_ssize_t)n, NULL, NULL, 0);
-        struct evbuffer_iovec *v = px_xmalloc((size_t)nseg * sizeof(*v));
-        struct sig_slice *segs = px_xmalloc((size_t)nseg * sizeof(*segs));
-        nseg = evbuffer_peek(conn->body, (ev_ssize_t)n, NULL, v, nseg);
+        if (nseg > PX_CHUNK_SEGS && evbuffer_pullup(conn->body, (ev_ssize_t)n) == NULL) {
+            px_conn_fail(conn, PX_ERR_INTERNAL, "cannot gather an aws-chunked chunk");
+            return;
+        }
+        nseg = evbuffer_peek(conn->body, (ev_ssize_t)n, NULL, v, PX_CHUNK_SEGS);
+        if (nseg > PX_CHUNK_SEGS)
+            nseg = PX_CHUNK_SEGS;
         size_t take = n;
         for (int i = 0; i < nseg; i++) {
             size_t l = v[i].iov_len < take ? v[i].iov_len : take;
@@ -442,8 +480,6 @@ static void pump_aws_chunked(struct px_conn *conn, struct evbuffer *out)
         }
         char sig[SIG_SHA256_HEX_LEN + 1];
         enum sig_err e = sig_chunk_sign_iov(&conn->chunk_signer, segs, (size_t)nseg, sig);
-        free(v);
-        free(segs);
         uint8_t hdr_mem[SIG_CHUNK_HEADER_MAX];
         struct sig_buf hdr;
         sig_buf_init(&hdr, hdr_mem, sizeof(hdr_mem));
@@ -527,16 +563,30 @@ void px_upstream_pump_body(struct px_conn *conn)
         request_sent(conn);
 }
 
+/* Appends a copy of src to dst, a few segments at a time (no allocation but dst's chains). */
 static void copy_evbuffer(struct evbuffer *dst, struct evbuffer *src)
 {
-    int n = evbuffer_peek(src, -1, NULL, NULL, 0);
-    if (n <= 0)
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(src, &pos, 0, EVBUFFER_PTR_SET) != 0)
         return;
-    struct evbuffer_iovec *v = px_xmalloc((size_t)n * sizeof(*v));
-    n = evbuffer_peek(src, -1, NULL, v, n);
-    for (int i = 0; i < n; i++)
-        evbuffer_add(dst, v[i].iov_base, v[i].iov_len);
-    free(v);
+    size_t left = evbuffer_get_length(src);
+    while (left > 0) {
+        struct evbuffer_iovec v[16];
+        int n = evbuffer_peek(src, (ev_ssize_t)left, &pos, v, 16);
+        if (n <= 0)
+            return;
+        if (n > 16)
+            n = 16;
+        size_t copied = 0;
+        for (int i = 0; i < n; i++) {
+            size_t l = v[i].iov_len < left - copied ? v[i].iov_len : left - copied;
+            evbuffer_add(dst, v[i].iov_base, l);
+            copied += l;
+        }
+        left -= copied;
+        if (left > 0 && evbuffer_ptr_set(src, &pos, copied, EVBUFFER_PTR_ADD) != 0)
+            return;
+    }
 }
 
 static void on_connected(struct px_conn *conn)
@@ -553,7 +603,7 @@ static void on_connected(struct px_conn *conn)
     sig_buf_init(&conn->resp_head, conn->resp_mem, cfg->max_response_header_bytes);
     llhttp_init(&conn->resp_parser, HTTP_RESPONSE, &resp_settings);
     conn->resp_parser.data = conn;
-    conn->resp_started = conn->resp_complete = false;
+    conn->resp_started = conn->resp_complete = conn->resp_up_eof = false;
     conn->fail_reason[0] = '\0';
 
     /* The head (and an in-memory body) are copied, not moved, so one retry on a fresh
@@ -684,19 +734,10 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if ((what & BEV_EVENT_EOF) && conn->resp_started && !conn->resp_complete) {
         /* Drain what is buffered, then a close-delimited body ends here. */
-        feed_response(conn);
-        if (conn->closing || conn->up == NULL || conn->resp_complete)
-            return;
-        enum llhttp_errno e = llhttp_finish(&conn->resp_parser);
-        if (conn->resp_complete) {
-            response_complete(conn);
-            return;
-        }
-        if (e != HPE_OK || !conn->resp_complete) {
-            px_conn_fail(conn, PX_ERR_UPSTREAM_PROTOCOL,
-                         "upstream %s closed the connection mid-response", conn->up_host);
-            return;
-        }
+        conn->resp_up_eof = true;
+        bufferevent_disable(bev, EV_READ);
+        finish_at_eof(conn);
+        return;
     }
     unsigned long ssl_err = up->ssl ? bufferevent_get_openssl_error(up->bev) : 0;
     int se = EVUTIL_SOCKET_ERROR();
@@ -804,10 +845,14 @@ static void start_connection(struct px_conn *conn, bool fresh)
             bufferevent_openssl_socket_new(w->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
         if (up->bev == NULL)
             SSL_free(ssl);
-        else
+        else {
             /* Many servers close without close_notify; the HTTP framing says when a
-             * response is complete, so a missing close_notify is not a truncation. */
+             * response is complete, so a missing close_notify is not a truncation. OpenSSL 3
+             * reports such a close as a protocol error (SSL_ERROR_SSL), which libevent's
+             * dirty-shutdown allowance does not cover; this option makes it a plain EOF. */
+            SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
             bufferevent_openssl_set_allow_dirty_shutdown(up->bev, 1);
+        }
     } else {
         up->bev = bufferevent_socket_new(w->base, -1, opts);
     }

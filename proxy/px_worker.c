@@ -24,35 +24,62 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
            evutil_socket_error_to_string(e));
 }
 
-static void defer_cb(evutil_socket_t fd, short what, void *arg);
-
-struct deferred_task {
+/*
+ * struct cred_io on libevent. Deferred tasks (one per request: the credential answer) wait in
+ * a FIFO that one persistent event runs from the loop; their records are recycled, so
+ * deferring allocates nothing in steady state (event_base_once would allocate an event and we
+ * a record per call).
+ */
+struct px_deferred_task {
     cred_task_fn fn;
     void *arg;
+    struct px_deferred_task *next;
 };
 
 static void defer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct deferred_task t = *(struct deferred_task *)arg;
-    free(arg);
-    t.fn(t.arg);
+    struct px_worker *w = arg;
+    /* Only the tasks queued so far: one deferred from a task runs on the next pass. */
+    struct px_deferred_task *t = w->defer_head;
+    w->defer_head = w->defer_tail = NULL;
+    while (t != NULL) {
+        struct px_deferred_task *next = t->next;
+        cred_task_fn fn = t->fn;
+        void *task_arg = t->arg;
+        t->fn = NULL;
+        t->arg = NULL;
+        t->next = w->defer_free;
+        w->defer_free = t;
+        fn(task_arg);
+        t = next;
+    }
 }
 
-/* struct cred_io on libevent: a zero-timeout one-shot event runs the task from the loop. */
 static void io_defer(void *ctx, cred_task_fn fn, void *arg)
 {
     struct px_worker *w = ctx;
-    struct deferred_task *t = px_xmalloc(sizeof(*t));
-    t->fn = fn;
-    t->arg = arg;
-    struct timeval zero = {0, 0};
-    if (event_base_once(w->base, -1, EV_TIMEOUT, defer_cb, t, &zero) != 0) {
-        /* Cannot happen short of memory exhaustion; running the task late but never inline
-         * would be impossible, so this is fatal like any other allocation failure. */
-        px_log(PX_LOG_ERROR, "event_base_once failed");
-        abort();
+    struct px_deferred_task *t = w->defer_free;
+    if (t != NULL)
+        w->defer_free = t->next;
+    else
+        t = px_xmalloc(sizeof(*t));
+    *t = (struct px_deferred_task){.fn = fn, .arg = arg};
+    if (w->defer_tail != NULL)
+        w->defer_tail->next = t;
+    else
+        w->defer_head = t;
+    w->defer_tail = t;
+    event_active(w->defer_ev, EV_TIMEOUT, 0); /* no-op while already active */
+}
+
+static void free_task_list(struct px_deferred_task *t)
+{
+    while (t != NULL) {
+        struct px_deferred_task *next = t->next;
+        free(t);
+        t = next;
     }
 }
 
@@ -159,13 +186,22 @@ bool px_worker_init(struct px_worker *w)
     }
     evconnlistener_set_error_cb(w->listener, accept_error_cb);
     w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+    w->defer_ev = event_new(w->base, -1, 0, defer_cb, w);
     w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
+    w->sign_cap = px_sign_header_cap(cfg);
+    w->sign_all = px_xmalloc(w->sign_cap * sizeof(*w->sign_all));
+    w->sign_signed = px_xmalloc(w->sign_cap * sizeof(*w->sign_signed));
+    /* Room for one X-Original- copy of each --duplicate-headers name. */
+    w->sign_dup_cap = 0;
+    for (size_t i = 0; i < cfg->duplicate_header_count; i++)
+        w->sign_dup_cap += cfg->duplicate_headers[i].len + 12;
+    w->sign_dup_mem = px_xmalloc(w->sign_dup_cap + 1);
     w->ws_mem = px_xmalloc(PX_WORKSPACE_BYTES);
     sig_workspace_init(&w->ws, w->ws_mem, PX_WORKSPACE_BYTES);
     sig_key_cache_init(&w->keys);
     struct cred_io io = {.ctx = w, .defer = io_defer};
     w->provider = cred_provider_new_static(&io, w->creds, CRED_ERR_NOT_FOUND);
-    return w->stop_ev != NULL && w->deadline_ev != NULL;
+    return w->stop_ev != NULL && w->deadline_ev != NULL && w->defer_ev != NULL;
 }
 
 void px_worker_stop(struct px_worker *w)
@@ -201,7 +237,21 @@ static void worker_cleanup(struct px_worker *w)
     w->dns = NULL;
     cred_provider_free(w->provider);
     w->provider = NULL;
+    if (w->defer_ev)
+        event_free(w->defer_ev);
+    w->defer_ev = NULL;
+    /* Tasks still queued belong to connections already gone: dropped, never run. */
+    free_task_list(w->defer_head);
+    w->defer_head = w->defer_tail = NULL;
+    free_task_list(w->defer_free);
+    w->defer_free = NULL;
     sig_key_cache_cleanup(&w->keys);
+    free(w->sign_all);
+    w->sign_all = NULL;
+    free(w->sign_signed);
+    w->sign_signed = NULL;
+    free(w->sign_dup_mem);
+    w->sign_dup_mem = NULL;
     if (w->ws_mem != NULL) {
         sig_workspace_cleanup(&w->ws);
         free(w->ws_mem);
