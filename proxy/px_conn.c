@@ -18,6 +18,7 @@
 #include <netinet/tcp.h>
 #include <openssl/crypto.h>
 
+#include "px_io.h"
 #include "px_proxy.h"
 
 static const char *const state_names[] = {
@@ -1212,6 +1213,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
+    px_io_read_more(bev, PX_HIGH_WATERMARK);
     client_feed(conn);
 }
 
@@ -1379,6 +1381,7 @@ void px_conn_accept(struct px_worker *w, evutil_socket_t fd, const struct sockad
     bufferevent_set_max_single_read(conn->client, PX_IO_BYTES);
     bufferevent_set_max_single_write(conn->client, PX_IO_BYTES);
     bufferevent_enable(conn->client, EV_READ | EV_WRITE);
+    conn->client_io = px_io_write_first(conn->client);
     conn->state = PX_STATE_READ_HEAD;
     conn->start_ms = px_now_ms();
     px_conn_arm_timer(conn, cfg->client_idle_timeout_ms);
@@ -1415,6 +1418,7 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
         w->conns = conn->next;
     if (conn->next)
         conn->next->prev = conn->prev;
+    px_io_free(conn->client_io);
     if (conn->client)
         bufferevent_free(conn->client);
     conn->client = NULL;

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "px_io.h"
 #include "px_proxy.h"
 
 static SSL_CTX *make_ssl_ctx(const struct px_config *cfg)
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    px_io_tune_malloc();
 
     workers = px_xmalloc(cfg.workers * sizeof(*workers));
     for (unsigned i = 0; i < cfg.workers; i++) {

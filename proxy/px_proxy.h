@@ -35,9 +35,10 @@
 #define PX_HIGH_WATERMARK (256u * 1024)
 #define PX_LOW_WATERMARK (PX_HIGH_WATERMARK / 2)
 #define PX_WORKSPACE_BYTES (64u * 1024)
-/* A body with a known length is handed to us in batches of this much (read low watermark),
- * not per TCP segment: a write upstream per 4 KiB read costs a writev and two epoll_ctl. */
-#define PX_READ_BATCH_BYTES (64u * 1024)
+/* A body with a known length is handed to us in batches of at least this much (read low
+ * watermark), not per TCP segment. libevent 2.1 reads 4 KiB per loop pass, so a larger
+ * watermark would cost passes; once called back, px_io_read_more reads on in large pieces. */
+#define PX_READ_BATCH_BYTES 4096u
 /* Largest single read or write on a socket. */
 #define PX_IO_BYTES (256u * 1024)
 #define PX_SPOOL_READ_BYTES (64u * 1024)
@@ -138,6 +139,7 @@ struct px_upstream {
     struct px_worker *w;
     struct bufferevent *bev;
     SSL *ssl;             /* owned by bev (BEV_OPT_CLOSE_ON_FREE frees it) */
+    struct px_io *io;     /* write-first state of a plain-socket bev (px_io.h) or NULL */
     char key[600];        /* "tls|host|port|connect-host|connect-port" */
     struct px_conn *conn; /* owner, NULL when idle */
     struct px_upstream *next_idle;
@@ -153,6 +155,8 @@ struct px_conn {
     bool closing;       /* px_conn_close ran; freed from free_ev */
     bool creds_pending; /* a provider callback still references us */
     struct bufferevent *client;
+    /* write-first state of client (px_io.h), or NULL */
+    struct px_io *client_io;
     struct event *timer;   /* the current phase's timeout */
     struct event *free_ev; /* deferred free */
     char peer[64];

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "px_io.h"
 #include "px_proxy.h"
 
 #define PX_MAX_RESP_HEADERS 256
@@ -40,6 +41,7 @@ static void up_free(struct px_upstream *up)
         SSL_set_quiet_shutdown(up->ssl, 1);
         SSL_shutdown(up->ssl);
     }
+    px_io_free(up->io);
     if (up->bev != NULL)
         bufferevent_free(up->bev); /* BEV_OPT_CLOSE_ON_FREE: closes the socket, frees SSL */
     up->bev = NULL;
@@ -763,6 +765,8 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         conn->stall_out_len = 0;
         px_conn_arm_timer(conn, conn->w->cfg->upstream_idle_timeout_ms);
     }
+    if (up->ssl == NULL)
+        px_io_read_more(bev, PX_HIGH_WATERMARK);
     feed_response(conn);
 }
 
@@ -791,7 +795,8 @@ static void start_connection(struct px_conn *conn, bool fresh)
                 continue;
             pool_unlink(w, up);
             bufferevent_set_timeouts(up->bev, NULL, NULL);
-            bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+            /* With write-first (px_io), enabling EV_WRITE would arm it: an epoll_ctl pair. */
+            bufferevent_enable(up->bev, up->io != NULL ? EV_READ : EV_READ | EV_WRITE);
             up->conn = conn;
             up->reused = true;
             up->requests++;
@@ -863,6 +868,8 @@ static void start_connection(struct px_conn *conn, bool fresh)
     bufferevent_set_max_single_read(up->bev, PX_IO_BYTES);
     bufferevent_set_max_single_write(up->bev, PX_IO_BYTES);
     bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+    if (up->ssl == NULL)
+        up->io = px_io_write_first(up->bev);
     if (bufferevent_socket_connect_hostname(up->bev, w->dns, AF_UNSPEC, conn->connect_host,
                                             conn->connect_port) != 0) {
         char why[800];
