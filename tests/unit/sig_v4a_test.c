@@ -62,25 +62,14 @@ static bool file_exists(const char *dir, const char *file)
     return true;
 }
 
-static int hex_digit(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes hex into out; fails the test on odd length, a bad digit, or overflow. */
 static size_t hex_decode(struct sig_slice hex, uint8_t *out, size_t cap)
 {
     assert_true(hex.len % 2 == 0);
     assert_true(hex.len / 2 <= cap);
     for (size_t i = 0; i < hex.len / 2; i++) {
-        int hi = hex_digit(hex.ptr[2 * i]);
-        int lo = hex_digit(hex.ptr[2 * i + 1]);
+        int hi = sig_hex_digit(hex.ptr[2 * i]);
+        int lo = sig_hex_digit(hex.ptr[2 * i + 1]);
         assert_true(hi >= 0 && lo >= 0);
         out[i] = (uint8_t)(hi << 4 | lo);
     }

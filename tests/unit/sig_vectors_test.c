@@ -174,25 +174,14 @@ static struct sig_slice file_slice(const struct file_data *f)
     return (struct sig_slice){f->ptr, f->len};
 }
 
-static int hex_nibble(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes hex into out (cap bytes); returns the byte count, or -1 on bad or oversize hex. */
 static long hex_decode(struct sig_slice hex, uint8_t *out, size_t cap)
 {
     if (hex.len % 2 != 0 || hex.len / 2 > cap)
         return -1;
     for (size_t i = 0; i < hex.len / 2; i++) {
-        int hi = hex_nibble(hex.ptr[2 * i]);
-        int lo = hex_nibble(hex.ptr[2 * i + 1]);
+        int hi = sig_hex_digit(hex.ptr[2 * i]);
+        int lo = sig_hex_digit(hex.ptr[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);
@@ -616,7 +605,7 @@ static struct sig_slice mask_signatures(struct sig_buf *b, struct sig_slice text
             append(b, (struct sig_slice){text.ptr + i, mlen});
             i += mlen;
             size_t start = i;
-            while (i < text.len && hex_nibble(text.ptr[i]) >= 0)
+            while (i < text.len && sig_hex_digit(text.ptr[i]) >= 0)
                 i++;
             if (*count == 0)
                 *sig = (struct sig_slice){text.ptr + start, i - start};
