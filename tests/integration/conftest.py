@@ -114,7 +114,7 @@ def start_proxy(sigv4d_bin, pki, stub, tmp_path):
     for p in started:
         if p.proc is None:
             continue
-        crashed = not p.alive()
+        crashed = not p.alive() and not p.stopped_by_test
         p.stop()
         out = p.output()
         if crashed:

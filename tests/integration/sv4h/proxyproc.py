@@ -37,6 +37,7 @@ class Proxy:
         self.binary, self.args, self.env, self.log_path = binary, list(args), env, log_path
         self.port = port or free_port()
         self.proc = None
+        self.stopped_by_test = False  # the test sent SIGTERM itself: an exit is no crash
         self.exit_code_before_stop = None
 
     @property
@@ -92,6 +93,11 @@ class Proxy:
 
     def open_fds(self):
         return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def sigterm(self):
+        """Sends SIGTERM now (graceful-shutdown tests); the fixture then expects the exit."""
+        self.stopped_by_test = True
+        self.proc.send_signal(signal.SIGTERM)
 
     def stop(self, timeout_s=10.0):
         """SIGTERM, wait, SIGKILL if needed. Returns the exit status; remembers whether the
