@@ -42,6 +42,7 @@ enum flag_id {
     F_MAX_HEADER_BYTES,
     F_MAX_URL_BYTES,
     F_MAX_HEADERS,
+    F_MAX_CONNECTIONS,
     F_MAX_RESP_HEADER_BYTES,
     F_CLIENT_HEADER_TIMEOUT,
     F_CLIENT_IDLE_TIMEOUT,
@@ -104,6 +105,9 @@ static const struct flag flags[] = {
     {F_MAX_HEADER_BYTES, "max-header-bytes", 0, "N", "request line + headers (default 64KiB)"},
     {F_MAX_URL_BYTES, "max-url-bytes", 0, "N", "request target length (default 16KiB)"},
     {F_MAX_HEADERS, "max-headers", 0, "N", "request header count (default 100)"},
+    {F_MAX_CONNECTIONS, "max-connections", 0, "N",
+     "client connections per worker; at the limit the worker stops accepting until one "
+     "closes (default 4096)"},
     {F_MAX_RESP_HEADER_BYTES, "max-response-header-bytes", 0, "N",
      "upstream response head (default 64KiB)"},
     {F_CLIENT_HEADER_TIMEOUT, "client-header-timeout", 0, "DURATION",
@@ -572,6 +576,11 @@ static bool apply_flag(struct px_config *cfg, const struct flag *f, const char *
             return fail(err, err_len, "invalid --max-headers '%s': want 8..1000%s", v, "");
         cfg->max_headers = (size_t)n;
         return true;
+    case F_MAX_CONNECTIONS:
+        if (!parse_size(v, &n) || n < 1 || n > 1000000)
+            return fail(err, err_len, "invalid --max-connections '%s': want 1..1000000%s", v, "");
+        cfg->max_connections = (size_t)n;
+        return true;
     case F_MAX_RESP_HEADER_BYTES:
         if (!parse_size(v, &n) || n < 1024 || n > (1u << 20))
             return fail(err, err_len, "invalid --max-response-header-bytes '%s': want 1K..1M%s", v,
@@ -641,6 +650,7 @@ static void set_defaults(struct px_config *cfg)
     cfg->max_header_bytes = 64u << 10;
     cfg->max_url_bytes = 16u << 10;
     cfg->max_headers = 100;
+    cfg->max_connections = 4096;
     cfg->max_response_header_bytes = 64u << 10;
     cfg->idle_conn_timeout_ms = 40000;
     cfg->client_header_timeout_ms = 10000;

@@ -67,6 +67,7 @@ struct px_config {
     size_t max_header_bytes;          /* --max-header-bytes: request line + headers */
     size_t max_url_bytes;             /* --max-url-bytes */
     size_t max_headers;               /* --max-headers: header count */
+    size_t max_connections;           /* --max-connections: client connections per worker */
     size_t max_response_header_bytes; /* --max-response-header-bytes */
 
     uint32_t idle_conn_timeout_ms;     /* --transport.idle-conn-timeout: pooled upstreams */

@@ -87,6 +87,8 @@ struct px_worker {
     size_t sign_dup_cap;
     struct sig_key_cache keys;
     struct px_conn *conns;    /* all live client connections (doubly linked) */
+    size_t conn_count;        /* entries in conns */
+    bool accept_paused;       /* listener off: conn_count reached --max-connections */
     struct px_upstream *idle; /* pooled idle upstream connections */
     struct px_tls_session tls_sessions[PX_TLS_SESSIONS];
     unsigned tls_next;
@@ -154,6 +156,7 @@ struct px_conn {
     enum px_state state;
     bool closing;       /* px_conn_close ran; freed from free_ev */
     bool creds_pending; /* a provider callback still references us */
+    bool counted;       /* linked into w->conns and counted in w->conn_count */
     struct bufferevent *client;
     /* write-first state of client (px_io.h), or NULL */
     struct px_io *client_io;

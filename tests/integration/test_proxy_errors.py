@@ -363,3 +363,24 @@ def test_slowloris_client_is_closed_and_others_are_served(start_proxy, stub):
     assert closed == 50, f"only {closed}/50 slowloris connections were closed"
     assert p.alive()
     assert [r.path for r in stub.requests] == [f"/{C.BUCKET}/k"]
+
+
+def test_max_connections_pauses_accepting_until_one_closes(start_proxy, stub):
+    """--max-connections bounds client connections per worker: at the limit the worker stops
+    accepting (the next connection waits in the kernel's backlog, costing sigv4d nothing) and
+    resumes as soon as one closes."""
+    p = start_proxy(C.FLAG_REGION, "us-east-1", C.FLAG_WORKERS, "1", "--max-connections", "2")
+    held = [socket.create_connection(("127.0.0.1", p.port), timeout=5) for _ in range(2)]
+    time.sleep(0.3)  # both accepted: the listener is now off
+    waiting = socket.create_connection(("127.0.0.1", p.port), timeout=5)  # kernel backlog
+    waiting.sendall(f"GET /{C.BUCKET}/x HTTP/1.1\r\nHost: {C.S3_HOST}\r\n"
+                    "Connection: close\r\n\r\n".encode())
+    waiting.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        waiting.recv(1)  # not accepted yet, so not answered
+    held[0].close()
+    waiting.settimeout(10.0)
+    answer = waiting.recv(64)
+    assert answer.startswith(b"HTTP/1.1 404"), answer  # served once a slot was free
+    waiting.close()
+    held[1].close()

@@ -31,6 +31,7 @@ static void test_defaults(void **state)
     assert_true(cfg.verify_tls);
     assert_int_equal(cfg.max_buffer_bytes, 8u << 20);
     assert_int_equal(cfg.idle_conn_timeout_ms, 40000);
+    assert_int_equal(cfg.max_connections, 4096);
     assert_true(cfg.workers >= 1);
     assert_true(sig_slice_eq(cfg.fallback_region, SIG_SLICE_LIT("us-east-1")));
     assert_int_equal(cfg.allow_host_count, 4);
@@ -142,6 +143,8 @@ static void test_refusals(void **state)
     expect_refused("--client-header-timeout", "0s", "duration");
     expect_refused("--workers", "0", "--workers");
     expect_refused("--workers", "abc", "--workers");
+    expect_refused("--max-connections", "0", "--max-connections");
+    expect_refused("--max-connections", "1000001", "--max-connections");
     expect_refused("--max-buffer-bytes", "12Q", "--max-buffer-bytes");
     expect_refused("--ca-file", "/nonexistent/ca.pem", "--ca-file");
     expect_refused("--spool-dir", "/nonexistent", "--spool-dir");
