@@ -93,17 +93,6 @@ static bool is_lower_tchar(uint8_t c)
     }
 }
 
-/* Byte-wise order: negative, zero or positive as memcmp, shorter prefix first. */
-static int slice_cmp(struct sig_slice a, struct sig_slice b)
-{
-    size_t n = a.len < b.len ? a.len : b.len;
-    for (size_t i = 0; i < n; i++) {
-        if (a.ptr[i] != b.ptr[i])
-            return a.ptr[i] < b.ptr[i] ? -1 : 1;
-    }
-    return a.len < b.len ? -1 : (a.len > b.len ? 1 : 0);
-}
-
 /* Validates one trailer name and its order after `prev` (prev.ptr == NULL for the first). */
 static enum sig_err check_trailer_name(struct sig_slice name, struct sig_slice prev)
 {
@@ -113,7 +102,7 @@ static enum sig_err check_trailer_name(struct sig_slice name, struct sig_slice p
     /* The signature line is the signer's to write; a caller-supplied one would put two
      * x-amz-trailer-signature lines in the body. */
     SIG_ENSURE(!sig_slice_eq(name, SIG_SLICE_LIT(TRAILER_SIG_NAME)), SIG_ERR_BAD_HEADER_NAME);
-    SIG_ENSURE(prev.ptr == NULL || slice_cmp(prev, name) < 0, SIG_ERR_INVALID_ARG);
+    SIG_ENSURE(prev.ptr == NULL || sig_slice_cmp(prev, name) < 0, SIG_ERR_INVALID_ARG);
     return SIG_OK;
 }
 

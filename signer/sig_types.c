@@ -60,6 +60,15 @@ bool sig_slice_eq(struct sig_slice a, struct sig_slice b)
     return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
 }
 
+int sig_slice_cmp(struct sig_slice a, struct sig_slice b)
+{
+    size_t n = a.len < b.len ? a.len : b.len;
+    int c = n == 0 ? 0 : memcmp(a.ptr, b.ptr, n);
+    if (c != 0)
+        return c;
+    return (a.len > b.len) - (a.len < b.len);
+}
+
 static uint8_t ascii_lower(uint8_t c)
 {
     return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;

@@ -77,6 +77,8 @@ struct sig_slice {
 /* A slice over a NUL-terminated string (NULL gives the empty slice). */
 struct sig_slice sig_slice_from_cstr(const char *s);
 bool sig_slice_eq(struct sig_slice a, struct sig_slice b);
+/* Byte-wise order: negative, zero or positive as memcmp; a prefix sorts first. */
+int sig_slice_cmp(struct sig_slice a, struct sig_slice b);
 /* ASCII case-insensitive equality. */
 bool sig_slice_eq_nocase(struct sig_slice a, struct sig_slice b);
 

@@ -115,16 +115,6 @@ static struct sig_slice line_at(struct sig_slice text, unsigned n)
                   : (struct sig_slice){NULL, 0};
 }
 
-static int slice_cmp(struct sig_slice a, struct sig_slice b)
-{
-    size_t n = a.len < b.len ? a.len : b.len;
-    for (size_t i = 0; i < n; i++) {
-        if (a.ptr[i] != b.ptr[i])
-            return a.ptr[i] < b.ptr[i] ? -1 : 1;
-    }
-    return a.len < b.len ? -1 : (a.len > b.len ? 1 : 0);
-}
-
 static void check_result(const struct sig_result *r, enum sig_alg alg)
 {
     /* The string to sign's last line is the hex SHA-256 of the canonical request. */
@@ -162,7 +152,7 @@ static void check_result(const struct sig_result *r, enum sig_alg alg)
         struct sig_slice name = {sh.ptr + start, i - start};
         CHECK(name.len > 0);
         if (prev.ptr != NULL)
-            CHECK(slice_cmp(prev, name) < 0);
+            CHECK(sig_slice_cmp(prev, name) < 0);
         prev = name;
         start = i + 1;
     }
