@@ -1213,7 +1213,6 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    px_io_read_more(bev, PX_HIGH_WATERMARK);
     client_feed(conn);
 }
 
@@ -1373,12 +1372,7 @@ void px_conn_accept(struct px_worker *w, evutil_socket_t fd, const struct sockad
         w->conns->prev = conn;
     w->conns = conn;
     conn->counted = true;
-    /* At the limit, stop accepting: further connections wait in the kernel's backlog (or go
-     * to another worker's listener) instead of each costing buffers here. */
-    if (++w->conn_count >= cfg->max_connections && !w->accept_paused && w->listener != NULL) {
-        evconnlistener_disable(w->listener);
-        w->accept_paused = true;
-    }
+    px_worker_conn_added(w);
 
     bufferevent_setcb(conn->client, client_read_cb, client_write_cb, client_event_cb, conn);
     bufferevent_setwatermark(conn->client, EV_WRITE, PX_LOW_WATERMARK, 0);
@@ -1427,12 +1421,7 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
         conn->next->prev = conn->prev;
     if (conn->counted) {
         conn->counted = false;
-        w->conn_count--;
-        if (w->accept_paused && !w->stopping && w->listener != NULL &&
-            w->conn_count < w->cfg->max_connections) {
-            evconnlistener_enable(w->listener);
-            w->accept_paused = false;
-        }
+        px_worker_conn_removed(w);
     }
     px_io_free(conn->client_io);
     if (conn->client)
