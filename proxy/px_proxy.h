@@ -182,6 +182,9 @@ struct px_upstream {
     struct px_upstream *next_idle;
     bool connected;
     bool reused;
+    /* The server's close_notify alert arrived (TLS only). With SSL_OP_IGNORE_UNEXPECTED_EOF a
+     * clean and a dirty close both reach us as BEV_EVENT_EOF; this tells them apart. */
+    bool close_notify;
     uint64_t requests;
 };
 

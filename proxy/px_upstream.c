@@ -467,6 +467,24 @@ static void feed_response(struct px_conn *conn)
 }
 
 /*
+ * A close-delimited body ended by a TLS close without close_notify. The client must not take
+ * it for complete: an HTTP/1.1 client (re-chunked) gets no last chunk, and an HTTP/1.0 client,
+ * whose body also ends at the close, gets a reset (SO_LINGER 0) instead of a clean FIN.
+ */
+static void truncated_at_eof(struct px_conn *conn)
+{
+    if (conn->resp_close_delimited && conn->client != NULL) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        int fd = bufferevent_getfd(conn->client);
+        if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) != 0)
+            px_log(PX_LOG_DEBUG, "%s: SO_LINGER: %s", conn->peer, strerror(errno));
+    }
+    px_conn_fail(conn, PX_ERR_UPSTREAM_PROTOCOL,
+                 "upstream %s closed TLS without close_notify mid-response: body may be truncated",
+                 conn->up_host);
+}
+
+/*
  * The upstream closed (conn->resp_up_eof). Whatever it sent before closing may still wait in
  * the input buffer, held back by client backpressure: the end of the response is decided only
  * once all of it has gone through the parser, so a close-delimited body loses no bytes.
@@ -481,6 +499,12 @@ static void finish_at_eof(struct px_conn *conn)
     /* A close-delimited body completes here (on_message_complete pauses, so llhttp_finish
      * then returns HPE_PAUSED); any other framing cut short is an error. */
     (void)llhttp_finish(&conn->resp_parser);
+    if (conn->resp_complete && conn->up->ssl != NULL && !conn->up->close_notify) {
+        /* Close-delimited over TLS: only close_notify proves the end of the body; a bare TCP
+         * close may be a cut connection or a truncation attack (RFC 8446 6.1, RFC 9112 9.8). */
+        truncated_at_eof(conn);
+        return;
+    }
     if (conn->resp_complete) {
         response_complete(conn);
         return;
@@ -847,6 +871,16 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
     px_upstream_pump_body(conn);
 }
 
+/* Records the server's close_notify: OpenSSL reports every alert it reads here. */
+static void tls_info_cb(const SSL *ssl, int where, int ret)
+{
+    if ((where & SSL_CB_READ_ALERT) != SSL_CB_READ_ALERT || (ret & 0xff) != SSL_AD_CLOSE_NOTIFY)
+        return;
+    struct px_upstream *up = SSL_get_ex_data(ssl, px_ssl_upstream_index);
+    if (up != NULL)
+        up->close_notify = true;
+}
+
 static void start_connection(struct px_conn *conn, bool fresh)
 {
     struct px_worker *w = conn->w;
@@ -911,11 +945,15 @@ static void start_connection(struct px_conn *conn, bool fresh)
         if (up->bev == NULL)
             SSL_free(ssl);
         else {
-            /* Many servers close without close_notify; the HTTP framing says when a
-             * response is complete, so a missing close_notify is not a truncation. OpenSSL 3
-             * reports such a close as a protocol error (SSL_ERROR_SSL), which libevent's
-             * dirty-shutdown allowance does not cover; this option makes it a plain EOF. */
+            /* Many servers close without close_notify, idle pooled connections above all.
+             * OpenSSL 3 reports such a close as a fatal protocol error (SSL_ERROR_SSL, which
+             * libevent's dirty-shutdown allowance does not cover: BEV_EVENT_ERROR), and the
+             * fatal error also marks the cached session not resumable. This option makes it
+             * a plain EOF instead; a length- or chunk-framed response says itself whether it
+             * is complete, and for a close-delimited one finish_at_eof asks whether
+             * close_notify arrived (tls_info_cb), which the option hides from SSL_get_shutdown. */
             SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+            SSL_set_info_callback(ssl, tls_info_cb);
             bufferevent_openssl_set_allow_dirty_shutdown(up->bev, 1);
         }
     } else {
