@@ -8,30 +8,26 @@
 #include "sig_types.h"
 
 enum {
-    FS_START = 0,   /* before the request line; empty lines (CRLF) are skipped, RFC 9112 2.2 */
-    FS_START_CR,    /* CR of an empty line before the request line */
-    FS_LINE,        /* inside the request line or a field line */
-    FS_LINE_CR,     /* a line's CR: LF must follow */
-    FS_LINE_START,  /* at the start of a field line, or of the empty line ending the head */
-    FS_HEAD_END_CR, /* CR of the empty line ending the head */
-    FS_HEAD_DONE,   /* head checked; waiting for px_frame_body */
-    FS_CL_BODY,     /* Content-Length body: `remaining` bytes */
-    FS_CHUNK_SIZE,  /* chunk-size hex digits */
-    FS_EXT_NAME,    /* after ';': a chunk-ext-name (token) */
-    FS_EXT_VALUE,   /* after '=': a token or a quoted string */
-    FS_EXT_TOKEN,   /* inside a token value */
-    FS_EXT_QUOTED,  /* inside a quoted-string value */
-    FS_EXT_QESC,    /* after a backslash inside a quoted string */
-    FS_EXT_QEND,    /* after the closing quote */
-    FS_SIZE_CR,     /* CR ending the chunk-size line: LF must follow */
-    FS_DATA,        /* chunk data: `remaining` bytes */
-    FS_DATA_CR,     /* the CR that must follow chunk data */
-    FS_DATA_LF,     /* the LF that must follow it */
-    FS_TR_START,    /* start of a trailer field line or of the final empty line */
-    FS_TR_LINE,     /* inside a trailer field line */
-    FS_TR_CR,       /* a trailer line's CR */
-    FS_TR_END_CR,   /* CR of the final empty line */
-    FS_MSG_DONE,    /* message checked; waiting for px_frame_reset */
+    FS_START = 0,  /* before the request line; empty lines (CRLF) are skipped, RFC 9112 2.2 */
+    FS_START_CR,   /* CR of an empty line before the request line */
+    FS_LINE,       /* inside the request line or a field line (head or trailer section) */
+    FS_LINE_CR,    /* a line's CR: LF must follow */
+    FS_LINE_START, /* at the start of a field line, or of the empty line ending the section */
+    FS_END_CR,     /* CR of the empty line ending the head or the trailer section */
+    FS_HEAD_DONE,  /* head checked; waiting for px_frame_body */
+    FS_CL_BODY,    /* Content-Length body: `remaining` bytes */
+    FS_CHUNK_SIZE, /* chunk-size hex digits */
+    FS_EXT_NAME,   /* after ';': a chunk-ext-name (token) */
+    FS_EXT_VALUE,  /* after '=': a token or a quoted string */
+    FS_EXT_TOKEN,  /* inside a token value */
+    FS_EXT_QUOTED, /* inside a quoted-string value */
+    FS_EXT_QESC,   /* after a backslash inside a quoted string */
+    FS_EXT_QEND,   /* after the closing quote */
+    FS_SIZE_CR,    /* CR ending the chunk-size line: LF must follow */
+    FS_DATA,       /* chunk data: `remaining` bytes */
+    FS_DATA_CR,    /* the CR that must follow chunk data */
+    FS_DATA_LF,    /* the LF that must follow it */
+    FS_MSG_DONE,   /* message checked; waiting for px_frame_reset */
 };
 
 void px_frame_reset(struct px_frame *f)
@@ -94,6 +90,83 @@ static enum px_frame_result bad(size_t *used, const char **why, size_t at, const
     return PX_FRAME_BAD;
 }
 
+/* The head's and the trailer section's lines follow the same rules (RFC 9112 2.2, 5, 7.1.2);
+ * only the reasons say which one broke them. */
+struct line_reasons {
+    const char *bare_lf, *control, *no_lf, *fold, *empty_name, *end_no_lf;
+};
+
+static const struct line_reasons head_reasons = {
+    .bare_lf = "bare LF in the request head (lines end in CRLF)",
+    .control = "control byte in the request head",
+    .no_lf = "CR not followed by LF in the request head",
+    .fold = "obsolete line folding or a field line starting with whitespace",
+    .empty_name = "empty header field name",
+    .end_no_lf = "CR not followed by LF at the end of the request head",
+};
+
+static const struct line_reasons trailer_reasons = {
+    .bare_lf = "bare LF in the trailer section (lines end in CRLF)",
+    .control = "control byte in the trailer section",
+    .no_lf = "CR not followed by LF in the trailer section",
+    .fold = "obsolete line folding in the trailer section",
+    .empty_name = "empty trailer field name",
+    .end_no_lf = "CR not followed by LF at the end of the chunked body",
+};
+
+/*
+ * One byte c of the head's lines or the trailer section's (f->in_trailer says which), in the
+ * states FS_LINE..FS_END_CR. PX_FRAME_MORE: go on with the next byte; PX_FRAME_HEAD_END or
+ * PX_FRAME_MSG_END: c was the last byte of the head or of the message; PX_FRAME_BAD: c is
+ * refused and *why says why.
+ */
+static enum px_frame_result line_byte(struct px_frame *f, uint8_t c, const char **why)
+{
+    const struct line_reasons *r = f->in_trailer ? &trailer_reasons : &head_reasons;
+    const char *reason = NULL;
+    switch (f->state) {
+    case FS_LINE_START:
+        if (c == '\r')
+            f->state = FS_END_CR;
+        else if (c == '\n')
+            reason = r->bare_lf;
+        else if (c == ' ' || c == '\t')
+            reason = r->fold;
+        else if (c == ':')
+            reason = r->empty_name;
+        else if (is_bad_line_byte(c))
+            reason = r->control;
+        else
+            f->state = FS_LINE;
+        break;
+    case FS_LINE:
+        if (c == '\r')
+            f->state = FS_LINE_CR;
+        else if (c == '\n')
+            reason = r->bare_lf;
+        else if (is_bad_line_byte(c))
+            reason = r->control;
+        break;
+    case FS_LINE_CR:
+        if (c != '\n')
+            reason = r->no_lf;
+        f->state = FS_LINE_START;
+        break;
+    case FS_END_CR:
+    default:
+        if (c != '\n') {
+            reason = r->end_no_lf;
+            break;
+        }
+        f->state = f->in_trailer ? FS_MSG_DONE : FS_HEAD_DONE;
+        return f->in_trailer ? PX_FRAME_MSG_END : PX_FRAME_HEAD_END;
+    }
+    if (reason == NULL)
+        return PX_FRAME_MORE;
+    *why = reason;
+    return PX_FRAME_BAD;
+}
+
 enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t n, size_t *used,
                                    const char **why)
 {
@@ -118,39 +191,15 @@ enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t 
             f->state = FS_START;
             break;
         case FS_LINE:
-            if (c == '\r')
-                f->state = FS_LINE_CR;
-            else if (c == '\n')
-                return bad(used, why, i, "bare LF in the request head (lines end in CRLF)");
-            else if (is_bad_line_byte(c))
-                return bad(used, why, i, "control byte in the request head");
-            break;
         case FS_LINE_CR:
-            if (c != '\n')
-                return bad(used, why, i, "CR not followed by LF in the request head");
-            f->state = FS_LINE_START;
-            break;
         case FS_LINE_START:
-            if (c == '\r')
-                f->state = FS_HEAD_END_CR;
-            else if (c == '\n')
-                return bad(used, why, i, "bare LF in the request head (lines end in CRLF)");
-            else if (c == ' ' || c == '\t')
-                return bad(used, why, i,
-                           "obsolete line folding or a field line starting with whitespace");
-            else if (c == ':')
-                return bad(used, why, i, "empty header field name");
-            else if (is_bad_line_byte(c))
-                return bad(used, why, i, "control byte in the request head");
-            else
-                f->state = FS_LINE;
-            break;
-        case FS_HEAD_END_CR:
-            if (c != '\n')
-                return bad(used, why, i, "CR not followed by LF at the end of the request head");
-            f->state = FS_HEAD_DONE;
-            *used = i + 1;
-            return PX_FRAME_HEAD_END;
+        case FS_END_CR: {
+            enum px_frame_result r = line_byte(f, c, why);
+            if (r == PX_FRAME_MORE)
+                break;
+            *used = r == PX_FRAME_BAD ? i : i + 1;
+            return r;
+        }
         case FS_HEAD_DONE:
             /* The parser did not finish the head where the head ends. */
             return bad(used, why, i, "request head end not agreed by the parser");
@@ -254,7 +303,8 @@ enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t 
             if (c != '\n')
                 return bad(used, why, i, "CR not followed by LF after the chunk size");
             if (f->chunk_size == 0) {
-                f->state = FS_TR_START;
+                f->state = FS_LINE_START;
+                f->in_trailer = true;
             } else {
                 f->state = FS_DATA;
                 f->remaining = f->chunk_size;
@@ -272,39 +322,6 @@ enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t 
             f->chunk_size = 0;
             f->hex_digits = 0;
             break;
-        case FS_TR_START:
-            if (c == '\r')
-                f->state = FS_TR_END_CR;
-            else if (c == '\n')
-                return bad(used, why, i, "bare LF in the trailer section (lines end in CRLF)");
-            else if (c == ' ' || c == '\t')
-                return bad(used, why, i, "obsolete line folding in the trailer section");
-            else if (c == ':')
-                return bad(used, why, i, "empty trailer field name");
-            else if (is_bad_line_byte(c))
-                return bad(used, why, i, "control byte in the trailer section");
-            else
-                f->state = FS_TR_LINE;
-            break;
-        case FS_TR_LINE:
-            if (c == '\r')
-                f->state = FS_TR_CR;
-            else if (c == '\n')
-                return bad(used, why, i, "bare LF in the trailer section (lines end in CRLF)");
-            else if (is_bad_line_byte(c))
-                return bad(used, why, i, "control byte in the trailer section");
-            break;
-        case FS_TR_CR:
-            if (c != '\n')
-                return bad(used, why, i, "CR not followed by LF in the trailer section");
-            f->state = FS_TR_START;
-            break;
-        case FS_TR_END_CR:
-            if (c != '\n')
-                return bad(used, why, i, "CR not followed by LF at the end of the chunked body");
-            f->state = FS_MSG_DONE;
-            *used = i + 1;
-            return PX_FRAME_MSG_END;
         case FS_MSG_DONE:
         default:
             /* The parser did not end the message where its framing ends. */

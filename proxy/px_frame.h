@@ -10,8 +10,8 @@
  * boundary: request smuggling (RFC 9112 11.2). llhttp 9.1 added checks for some of these; until
  * then this scanner enforces RFC 9112 itself: every line ends in CRLF (2.2: we do not use the
  * MAY that allows a bare LF), chunk data is followed by CRLF (7.1), chunk extensions are
- * tokens or quoted strings (7.1.1), and head lines carry no control bytes, no empty field name
- * and no leading whitespace (5.1, 5.2 obs-fold).
+ * tokens or quoted strings (7.1.1), and head and trailer lines carry no control bytes, no empty
+ * field name and no leading whitespace (5.1, 5.2 obs-fold).
  *
  * The scanner only checks; llhttp still parses. It stops at the end of the head and at the end
  * of the message so that the caller feeds llhttp exactly the checked bytes, and can see where
@@ -39,6 +39,7 @@ struct px_frame {
     uint64_t chunk_size;
     unsigned hex_digits;
     unsigned tok_len; /* length of the current chunk-ext name or token value */
+    bool in_trailer;  /* field lines are the trailer section's, not the head's */
 };
 
 /* Ready for a new message (also the state of a zeroed struct). */
