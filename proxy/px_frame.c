@@ -17,12 +17,16 @@ enum {
     FS_HEAD_DONE,  /* head checked; waiting for px_frame_body */
     FS_CL_BODY,    /* Content-Length body: `remaining` bytes */
     FS_CHUNK_SIZE, /* chunk-size hex digits */
-    FS_EXT_NAME,   /* after ';': a chunk-ext-name (token) */
-    FS_EXT_VALUE,  /* after '=': a token or a quoted string */
+    FS_EXT_BWS,    /* after the size or a value: ';' must follow, after any whitespace */
+    FS_EXT_NAME0,  /* after ';' (and whitespace): a chunk-ext-name (token) must follow */
+    FS_EXT_NAME,   /* inside a chunk-ext-name */
+    FS_EXT_NWS,    /* whitespace after a name: '=' or ';' must follow */
+    FS_EXT_VALUE0, /* after '=' (and whitespace): a token or a quoted string must follow */
     FS_EXT_TOKEN,  /* inside a token value */
     FS_EXT_QUOTED, /* inside a quoted-string value */
     FS_EXT_QESC,   /* after a backslash inside a quoted string */
     FS_EXT_QEND,   /* after the closing quote */
+    FS_EXT_END,    /* the extensions were dropped: the line's CR comes next */
     FS_SIZE_CR,    /* CR ending the chunk-size line: LF must follow */
     FS_DATA,       /* chunk data: `remaining` bytes */
     FS_DATA_CR,    /* the CR that must follow chunk data */
@@ -73,6 +77,18 @@ static bool is_qdtext(uint8_t c)
 {
     return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||
            (c >= 0x5d && c <= 0x7e) || c >= 0x80;
+}
+
+/* What a quoted-pair may escape (RFC 9110 5.6.4): HTAB, SP, VCHAR, obs-text */
+static bool is_qpair_char(uint8_t c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+/* BWS is OWS (RFC 9110 5.6.3): SP and HTAB */
+static bool is_ws(uint8_t c)
+{
+    return c == ' ' || c == '\t';
 }
 
 /* Bytes a request line or field line may not contain: controls other than HTAB, and DEL
@@ -130,7 +146,7 @@ static enum px_frame_result line_byte(struct px_frame *f, uint8_t c, const char 
             f->state = FS_END_CR;
         else if (c == '\n')
             reason = r->bare_lf;
-        else if (c == ' ' || c == '\t')
+        else if (is_ws(c))
             reason = r->fold;
         else if (c == ':')
             reason = r->empty_name;
@@ -167,11 +183,116 @@ static enum px_frame_result line_byte(struct px_frame *f, uint8_t c, const char 
     return PX_FRAME_BAD;
 }
 
+static bool in_chunk_ext(const struct px_frame *f)
+{
+    return f->state >= FS_EXT_BWS && f->state <= FS_EXT_QEND;
+}
+
+/*
+ * Chunk extensions, from the first byte after the chunk size up to the line's CR (RFC 9112
+ * 7.1.1, RFC 9110 5.6):
+ *   chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+ *   chunk-ext-name = token
+ *   chunk-ext-val  = token / quoted-string
+ * So whitespace may surround ';' and '=' but cannot end the line ("5 \r\n" is refused), and an
+ * extension may follow one with a value. Checks p[0..n) and returns PX_FRAME_SKIP with *used
+ * the extension bytes before the CR (or all n), or PX_FRAME_BAD.
+ */
+static enum px_frame_result scan_chunk_ext(struct px_frame *f, const uint8_t *p, size_t n,
+                                           size_t *used, const char **why)
+{
+    size_t i = 0;
+    for (; i < n; i++) {
+        uint8_t c = p[i];
+        bool can_end =
+            f->state == FS_EXT_NAME || f->state == FS_EXT_TOKEN || f->state == FS_EXT_QEND;
+        if (c == '\r' && can_end) {
+            f->state = FS_EXT_END;
+            break;
+        }
+        if (++f->ext_bytes > PX_FRAME_MAX_CHUNK_EXT_BYTES)
+            return bad(used, why, i, "chunk extensions too long");
+        switch (f->state) {
+        case FS_EXT_BWS:
+            if (c == ';')
+                f->state = FS_EXT_NAME0;
+            else if (!is_ws(c))
+                return bad(used, why, i, "whitespace not followed by ';' in a chunk-size line");
+            break;
+        case FS_EXT_NAME0:
+            if (is_tchar(c))
+                f->state = FS_EXT_NAME;
+            else if (!is_ws(c))
+                return bad(used, why, i, "empty or invalid chunk extension name");
+            break;
+        case FS_EXT_NAME:
+            if (c == '=')
+                f->state = FS_EXT_VALUE0;
+            else if (c == ';')
+                f->state = FS_EXT_NAME0;
+            else if (is_ws(c))
+                f->state = FS_EXT_NWS;
+            else if (!is_tchar(c))
+                return bad(used, why, i, "invalid character in a chunk extension name");
+            break;
+        case FS_EXT_NWS:
+            if (c == '=')
+                f->state = FS_EXT_VALUE0;
+            else if (c == ';')
+                f->state = FS_EXT_NAME0;
+            else if (!is_ws(c))
+                return bad(used, why, i, "invalid character after a chunk extension name");
+            break;
+        case FS_EXT_VALUE0:
+            if (c == '"')
+                f->state = FS_EXT_QUOTED;
+            else if (is_tchar(c))
+                f->state = FS_EXT_TOKEN;
+            else if (!is_ws(c))
+                return bad(used, why, i, "empty or invalid chunk extension value");
+            break;
+        case FS_EXT_TOKEN:
+        case FS_EXT_QEND:
+            if (c == ';')
+                f->state = FS_EXT_NAME0;
+            else if (is_ws(c))
+                f->state = FS_EXT_BWS;
+            else if (f->state == FS_EXT_QEND)
+                return bad(used, why, i, "invalid character after a quoted chunk extension value");
+            else if (!is_tchar(c))
+                return bad(used, why, i, "invalid character in a chunk extension value");
+            break;
+        case FS_EXT_QUOTED:
+            if (c == '"')
+                f->state = FS_EXT_QEND;
+            else if (c == '\\')
+                f->state = FS_EXT_QESC;
+            else if (!is_qdtext(c))
+                return bad(used, why, i, "invalid character in a quoted chunk extension value");
+            break;
+        case FS_EXT_QESC:
+        default:
+            if (!is_qpair_char(c))
+                return bad(used, why, i, "invalid escaped character in a chunk extension value");
+            f->state = FS_EXT_QUOTED;
+            break;
+        }
+    }
+    *used = i;
+    return PX_FRAME_SKIP;
+}
+
 enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t n, size_t *used,
                                    const char **why)
 {
     size_t i = 0;
     *why = NULL;
+    if (in_chunk_ext(f)) {
+        enum px_frame_result r = scan_chunk_ext(f, p, n, used, why);
+        /* Nothing to drop when the extensions ended with the previous call: go on at the CR. */
+        if (r != PX_FRAME_SKIP || *used > 0)
+            return r;
+    }
     while (i < n) {
         uint8_t c = p[i];
         switch (f->state) {
@@ -230,9 +351,16 @@ enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t 
                 f->hex_digits++;
             } else if (f->hex_digits == 0) {
                 return bad(used, why, i, "invalid chunk size");
-            } else if (c == ';') {
-                f->state = FS_EXT_NAME;
-                f->tok_len = 0;
+            } else if (c == ';' || is_ws(c)) {
+                /* Extensions start: the parser gets the size digits, then the extensions are
+                 * checked and dropped in calls of their own. */
+                f->state = FS_EXT_BWS;
+                f->ext_bytes = 0;
+                if (i > 0) {
+                    *used = i;
+                    return PX_FRAME_MORE;
+                }
+                return scan_chunk_ext(f, p, n, used, why);
             } else if (c == '\r') {
                 f->state = FS_SIZE_CR;
             } else {
@@ -240,64 +368,9 @@ enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t 
             }
             break;
         }
-        case FS_EXT_NAME:
-            if (is_tchar(c)) {
-                f->tok_len++;
-            } else if (f->tok_len == 0) {
-                return bad(used, why, i, "empty or invalid chunk extension name");
-            } else if (c == '=') {
-                f->state = FS_EXT_VALUE;
-            } else if (c == ';') {
-                f->tok_len = 0;
-            } else if (c == '\r') {
-                f->state = FS_SIZE_CR;
-            } else {
-                return bad(used, why, i, "invalid character in a chunk extension name");
-            }
-            break;
-        case FS_EXT_VALUE:
-            if (c == '"') {
-                f->state = FS_EXT_QUOTED;
-            } else if (is_tchar(c)) {
-                f->state = FS_EXT_TOKEN;
-            } else {
-                return bad(used, why, i, "empty or invalid chunk extension value");
-            }
-            break;
-        case FS_EXT_TOKEN:
-            if (is_tchar(c))
-                break;
-            if (c == ';') {
-                f->state = FS_EXT_NAME;
-                f->tok_len = 0;
-            } else if (c == '\r') {
-                f->state = FS_SIZE_CR;
-            } else {
-                return bad(used, why, i, "invalid character in a chunk extension value");
-            }
-            break;
-        case FS_EXT_QUOTED:
-            if (c == '"')
-                f->state = FS_EXT_QEND;
-            else if (c == '\\')
-                f->state = FS_EXT_QESC;
-            else if (!is_qdtext(c))
-                return bad(used, why, i, "invalid character in a quoted chunk extension value");
-            break;
-        case FS_EXT_QESC:
-            if (c != '\t' && c != ' ' && !(c >= 0x21 && c <= 0x7e) && c < 0x80)
-                return bad(used, why, i, "invalid escaped character in a chunk extension value");
-            f->state = FS_EXT_QUOTED;
-            break;
-        case FS_EXT_QEND:
-            if (c == ';') {
-                f->state = FS_EXT_NAME;
-                f->tok_len = 0;
-            } else if (c == '\r') {
-                f->state = FS_SIZE_CR;
-            } else {
-                return bad(used, why, i, "invalid character after a quoted chunk extension value");
-            }
+        case FS_EXT_END:
+            /* scan_chunk_ext stopped at this byte, the CR ending the line. */
+            f->state = FS_SIZE_CR;
             break;
         case FS_SIZE_CR:
             if (c != '\n')
