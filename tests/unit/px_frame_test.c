@@ -167,52 +167,53 @@ static void expect_valid(const char *ext, size_t ext_len)
     }
 }
 
-#define VALID(s) expect_valid((s), sizeof(s) - 1)
-
 /* Every form RFC 9112 7.1.1 allows, on a data chunk and on the last chunk. */
-static const char *const valid_exts[] = {
-    "",
-    ";a",
-    ";a=b",
-    ";a=b;c=d",
-    ";a=b;c",
-    ";a;b",
-    ";a;c=d",
-    ";a=\"q\"",
-    ";name=\"q\\\"x\"",
-    ";a=\"\"",
-    ";a=\"x y\"",
-    ";a=\"x;y\"",
-    ";a=\"q\";b=c",
-    ";a=\"q\";b",
-    ";a=b;c=\"d\"",
-    " ;a=b",
-    "\t;a=b",
-    "; a=b",
-    ";a =b",
-    ";a= b",
-    ";a = b",
-    " ; a = b ; c = d",
-    " \t ;\t a \t=\t \"v\" \t; b",
-    ";a ;b",
-    ";a=\"q\" ;b",
-    ";a=\"x\\\\\"",
-    ";a=\"\\\\\\\"\"",
-    ";a=\"\x80\xff\"",
-    ";a=\"\\\x80\"",
-    ";a=\"x\ty\"",
-    ";a=\"\\\t\"",
-    ";a=\"\\ \"",
-    ";a=\"!#[]~\"",
-    ";!#$%&'*+-.^_`|~09azAZ=!#$%&'*+-.^_`|~09azAZ",
-    ";chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
+static const struct valid {
+    const char *ext;
+    bool llhttp_8_1_refuses; /* Debian's llhttp 8.1.0 alone refuses it */
+} valid_exts[] = {
+    {"", false},
+    {";a", false},
+    {";a=b", false},
+    {";a=b;c=d", true},
+    {";a=b;c", true},
+    {";a;b", false},
+    {";a;c=d", false},
+    {";a=\"q\"", false},
+    {";name=\"q\\\"x\"", true},
+    {";a=\"\"", false},
+    {";a=\"x y\"", false},
+    {";a=\"x;y\"", false},
+    {";a=\"q\";b=c", false},
+    {";a=\"q\";b", false},
+    {";a=b;c=\"d\"", true},
+    {" ;a=b", true},
+    {"\t;a=b", true},
+    {"; a=b", true},
+    {";a =b", true},
+    {";a= b", true},
+    {";a = b", true},
+    {" ; a = b ; c = d", true},
+    {" \t ;\t a \t=\t \"v\" \t; b", true},
+    {";a ;b", true},
+    {";a=\"q\" ;b", true},
+    {";a=\"x\\\\\"", true},
+    {";a=\"\\\\\\\"\"", true},
+    {";a=\"\x80\xff\"", false},
+    {";a=\"\\\x80\"", true},
+    {";a=\"x\ty\"", false},
+    {";a=\"\\\t\"", true},
+    {";a=\"\\ \"", true},
+    {";a=\"!#[]~\"", false},
+    {";!#$%&'*+-.^_`|~09azAZ=!#$%&'*+-.^_`|~09azAZ", false},
+    {";chunk-signature=ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648", false},
 };
 
 static void test_valid_chunk_extensions(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof(valid_exts) / sizeof(valid_exts[0]); i++)
-        expect_valid(valid_exts[i], strlen(valid_exts[i]));
+        expect_valid(valid_exts[i].ext, strlen(valid_exts[i].ext));
 }
 
 struct invalid {
@@ -591,46 +592,24 @@ static void test_stops_at_message_end(void **state)
 static void test_llhttp_8_1_refuses_valid_extensions(void **state)
 {
     (void)state;
-    static const char *const refused[] = {
-        ";a=b;c=d",
-        ";a=b;c",
-        ";a=b;c=\"d\"",
-        ";name=\"q\\\"x\"",
-        ";a=\"x\\\\\"",
-        ";a=\"\\\\\\\"\"",
-        ";a=\"\\\x80\"",
-        ";a=\"\\\t\"",
-        ";a=\"\\ \"",
-        " ;a=b",
-        "\t;a=b",
-        "; a=b",
-        ";a =b",
-        ";a= b",
-        ";a = b",
-        " ; a = b ; c = d",
-        " \t ;\t a \t=\t \"v\" \t; b",
-        ";a ;b",
-        ";a=\"q\" ;b",
-    };
     static uint8_t msg[MAX_MSG];
     size_t n_refused = 0;
     for (size_t i = 0; i < sizeof(valid_exts) / sizeof(valid_exts[0]); i++) {
-        bool want_refused = false;
-        for (size_t j = 0; j < sizeof(refused) / sizeof(refused[0]); j++)
-            want_refused = want_refused || strcmp(refused[j], valid_exts[i]) == 0;
-        n_refused += want_refused;
+        const struct valid *t = &valid_exts[i];
         size_t at;
-        size_t len = build(msg, valid_exts[i], strlen(valid_exts[i]), false, &at);
+        size_t len = build(msg, t->ext, strlen(t->ext), false, &at);
         static struct outcome o;
         memset(&o, 0, sizeof(o));
         llhttp_t parser;
         llhttp_init(&parser, HTTP_REQUEST, &settings);
         parser.data = &o;
         enum llhttp_errno e = llhttp_execute(&parser, (const char *)msg, len);
-        if ((e != HPE_OK) != want_refused)
-            fail_msg("llhttp %s \"%s\"", e == HPE_OK ? "accepts" : "refuses", valid_exts[i]);
+        if ((e != HPE_OK) != t->llhttp_8_1_refuses)
+            fail_msg("llhttp %s \"%s\"", e == HPE_OK ? "accepts" : "refuses", t->ext);
+        n_refused += e != HPE_OK;
     }
-    assert_int_equal(n_refused, sizeof(refused) / sizeof(refused[0]));
+    /* The reason for dropping extensions: without it these valid requests would get a 400. */
+    assert_true(n_refused > 0);
 }
 #endif
 
