@@ -1118,6 +1118,11 @@ static void client_feed(struct px_conn *conn)
             conn->read_paused = false;
             px_conn_arm_timer(conn, cfg->client_idle_timeout_ms);
         }
+        if (fr == PX_FRAME_SKIP) {
+            /* Chunk extensions, checked by px_frame: dropped, llhttp never sees them. */
+            evbuffer_drain(in, n);
+            continue;
+        }
         const char *p = v.iov_base;
         conn->seg_start = p;
         conn->seg_end = p + n;
