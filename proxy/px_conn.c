@@ -1007,6 +1007,7 @@ static void reset_request(struct px_conn *conn)
     conn->spool_fd = -1;
     conn->spool_len = conn->spool_sent = 0;
     conn->req_head_sent = conn->req_body_sent = conn->retried = conn->sent_100 = false;
+    px_hash_abandon(conn);
     sig_chunk_signer_cleanup(&conn->chunk_signer);
     conn->chunked_sent = 0;
     conn->chunked_final_sent = false;
@@ -1443,6 +1444,7 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
     if (conn->spool_fd >= 0)
         close(conn->spool_fd);
     cred_unref(conn->creds);
+    px_hash_abandon(conn);
     sig_chunk_signer_cleanup(&conn->chunk_signer);
     free(conn->head_mem);
     free(conn->hdrs);
