@@ -287,17 +287,16 @@ static enum cred_err section_line(struct parser *p, struct sig_slice line)
 }
 
 /* Splits "key = value" at the first '='; both trimmed. */
-static enum cred_err split_property(struct parser *p, struct sig_slice line, const char *what,
+static enum cred_err split_property(struct parser *p, struct sig_slice line, bool sub,
                                     struct sig_slice *key, struct sig_slice *value)
 {
     size_t eq = find_byte(line, '=');
     if (eq == line.len)
-        return syntax(p, what[0] == 's' ? "expected '=' in a sub-property"
-                                        : "expected '=' in a property");
+        return syntax(p, sub ? "expected '=' in a sub-property" : "expected '=' in a property");
     *key = trim(sub_slice(line, 0, eq));
     *value = trim(sub_slice(line, eq + 1, line.len));
     if (key->len == 0)
-        return syntax(p, what[0] == 's' ? "a sub-property has no name" : "a property has no name");
+        return syntax(p, sub ? "a sub-property has no name" : "a property has no name");
     return CRED_OK;
 }
 
@@ -313,7 +312,7 @@ static enum cred_err property_line(struct parser *p, struct sig_slice line)
         }
     }
     struct sig_slice key, value;
-    enum cred_err e = split_property(p, line, "property", &key, &value);
+    enum cred_err e = split_property(p, line, false, &key, &value);
     if (e != CRED_OK)
         return e;
     p->have_property = true;
@@ -339,7 +338,7 @@ static enum cred_err continuation_line(struct parser *p, struct sig_slice line)
         return syntax(p, "a continuation line without a property above it");
     if (p->property_is_parent) {
         struct sig_slice key, value;
-        enum cred_err e = split_property(p, text, "sub-property", &key, &value);
+        enum cred_err e = split_property(p, text, true, &key, &value);
         if (e != CRED_OK || !p->property_kept)
             return e;
         return add_entry(p, p->parent_key, key, value);
