@@ -21,7 +21,9 @@
  * px_frame verdict when px_frame refuses in both. For every message both accept, an
  * independent strict reading of the bytes (RFC 9112: head lines, Content-Length, chunked with
  * the 7.1.1 extension grammar and trailers) must find the same head end, message end and body:
- * llhttp must never read a framing other than the one px_frame checked.
+ * llhttp must never read a framing other than the one px_frame checked. Conversely, px_frame
+ * must not refuse a byte of a chunked body that reading finds valid (but for its extension
+ * length limit).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -448,6 +450,13 @@ static void check_against_reference(const uint8_t *s, size_t len, const struct o
         body_off += m.body_len;
         start = o->msg_end[k];
     }
+    /* The converse inside a chunked body, whose grammar the reading has in full: px_frame
+     * refuses no byte of a body the reading finds valid, except for an over-long extension
+     * (our limit, not the grammar's). */
+    size_t k = o->msgs;
+    if (o->ending == END_PX_BAD && k < MAX_MSGS && o->head_end[k] != 0 && o->chunked[k] &&
+        ref_read(s + start, len - start, true, 0, &m))
+        CHECK(start + m.msg_end <= o->bad_at || strcmp(o->why, "chunk extensions too long") == 0);
 }
 
 static void check_same(const struct outcome *a, const struct outcome *b)
