@@ -150,46 +150,6 @@ static bool in_trailers(const struct px_conn *conn)
     return conn->state != PX_STATE_READ_HEAD;
 }
 
-static int on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-    struct px_conn *conn = conn_of(p);
-    if (in_trailers(conn))
-        return 0;
-    if (conn->in_value || conn->hdr_count == 0) {
-        if (conn->hdr_count == conn->w->cfg->max_headers)
-            return refuse(conn, PX_ERR_HEADERS_TOO_LARGE, "more headers than --max-headers");
-        conn->hdrs[conn->hdr_count++] = (struct px_hdr){.name_off = (uint32_t)conn->head.len,
-                                                        .value_off = (uint32_t)conn->head.len};
-        conn->in_value = false;
-    }
-    struct px_hdr *h = &conn->hdrs[conn->hdr_count - 1];
-    h->name_len += (uint32_t)len;
-    h->value_off = (uint32_t)(conn->head.len + len);
-    return head_append(conn, at, len);
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-    struct px_conn *conn = conn_of(p);
-    if (in_trailers(conn))
-        return 0;
-    struct px_hdr *h = &conn->hdrs[conn->hdr_count - 1];
-    if (!conn->in_value) {
-        conn->in_value = true;
-        h->value_off = (uint32_t)conn->head.len;
-    } else if (!(at == conn->seg_start && conn->value_cont_ok)) {
-        /* A second span of the same value that does not simply continue the previous input
-         * segment: llhttp skipped a line break, i.e. obs-fold (RFC 9112 5.2), refused because
-         * intermediaries disagree about it. */
-        return refuse(conn, PX_ERR_BAD_REQUEST, "obsolete line folding in a header value");
-    }
-    h->value_len += (uint32_t)len;
-    /* Only a span that ran to the end of its segment may continue at the very start of the
-     * next segment. */
-    conn->value_at_seg_end = at + len == conn->seg_end;
-    return head_append(conn, at, len);
-}
-
 static struct sig_slice head_slice(const struct px_conn *conn, uint32_t off, uint32_t len)
 {
     return (struct sig_slice){conn->head.ptr + off, len};
@@ -208,6 +168,64 @@ static struct sig_slice hdr_value(const struct px_conn *conn, const struct px_hd
     while (v.len > 0 && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
         v.len--;
     return v;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct px_conn *conn = conn_of(p);
+    if (in_trailers(conn))
+        return 0;
+    if (conn->in_value || conn->hdr_count == 0) {
+        if (conn->hdr_count == conn->w->cfg->max_headers)
+            return refuse(conn, PX_ERR_HEADERS_TOO_LARGE, "more headers than --max-headers");
+        conn->hdrs[conn->hdr_count++] = (struct px_hdr){.name_off = (uint32_t)conn->head.len,
+                                                        .value_off = (uint32_t)conn->head.len};
+        conn->in_value = false;
+    }
+    struct px_hdr *h = &conn->hdrs[conn->hdr_count - 1];
+    h->name_len += (uint32_t)len;
+    h->value_off = (uint32_t)(conn->head.len + len);
+    return head_append(conn, at, len);
+}
+
+/* Credentials a client may send that sigv4d strips: the bytes are wiped where they were read
+ * (and in the head buffer once signed) so they do not stay behind in freed memory. */
+static bool is_client_secret(struct sig_slice name)
+{
+    return sig_slice_eq_nocase(name, SIG_SLICE_LIT("authorization")) ||
+           sig_slice_eq_nocase(name, SIG_SLICE_LIT("x-amz-security-token")) ||
+           sig_slice_eq_nocase(name, SIG_SLICE_LIT("proxy-authorization"));
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct px_conn *conn = conn_of(p);
+    if (in_trailers(conn))
+        return 0;
+    struct px_hdr *h = &conn->hdrs[conn->hdr_count - 1];
+    if (!conn->in_value) {
+        conn->in_value = true;
+        h->value_off = (uint32_t)conn->head.len;
+        conn->value_secret = is_client_secret(hdr_name(conn, h));
+    } else if (!(at == conn->seg_start && conn->value_cont_ok)) {
+        /* A second span of the same value that does not simply continue the previous input
+         * segment: llhttp skipped a line break, i.e. obs-fold (RFC 9112 5.2), refused because
+         * intermediaries disagree about it. */
+        return refuse(conn, PX_ERR_BAD_REQUEST, "obsolete line folding in a header value");
+    }
+    h->value_len += (uint32_t)len;
+    /* Only a span that ran to the end of its segment may continue at the very start of the
+     * next segment. */
+    conn->value_at_seg_end = at + len == conn->seg_end;
+    int rc = head_append(conn, at, len);
+    if (conn->value_secret) {
+        /* `at` lies in the client input's own segment (client_feed hands llhttp the writable
+         * memory evbuffer_peek returned), which neither llhttp nor the framing check reads
+         * again; libevent would free it unwiped. */
+        OPENSSL_cleanse((void *)(uintptr_t)at, len);
+        conn->head_secrets = true;
+    }
+    return rc;
 }
 
 static const struct px_hdr *find_hdr(const struct px_conn *conn, const char *name)
@@ -713,30 +731,132 @@ static bool is_dropped(const struct px_conn *conn, struct sig_slice name,
     return false;
 }
 
-static void add_str(struct evbuffer *b, struct sig_slice s)
-{
-    evbuffer_add(b, s.ptr, s.len);
-}
-
-static void add_header_line(struct evbuffer *b, struct sig_slice name, struct sig_slice value)
-{
-    add_str(b, name);
-    evbuffer_add(b, ": ", 2);
-    add_str(b, value);
-    evbuffer_add(b, "\r\n", 2);
-}
-
 size_t px_sign_header_cap(const struct px_config *cfg)
 {
     return 1 + cfg->max_headers * (1 + cfg->duplicate_header_count) + cfg->custom_header_count + 3;
 }
 
-/* Builds, signs and serialises the upstream request head into conn->body's companion
- * buffer `out`. Runs synchronously inside the credentials callback. The header arrays are
- * the worker's scratch (px_sign_header_cap entries: conn->hdr_count <= --max-headers), so
- * nothing is allocated per request. */
-static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out, char *why,
-                                     size_t why_len)
+/* ---- the signed head's memory ---- */
+
+/* A head of a few KiB (a session token is ~1 KiB) fits the first allocation. */
+#define PX_SIGNED_HEAD_MIN_BYTES 4096u
+
+size_t px_signed_head_max_bytes(const struct px_config *cfg)
+{
+    size_t custom = 0, dup_names = 0;
+    for (size_t i = 0; i < cfg->custom_header_count; i++)
+        custom += cfg->custom_headers[i].name.len + cfg->custom_headers[i].value.len + 4;
+    for (size_t i = 0; i < cfg->duplicate_header_count; i++)
+        dup_names += sizeof("X-Original-") + cfg->duplicate_headers[i].len;
+    /* 1 KiB: request line words, Host, the aws-chunked and Content-Length lines, CRLFs. */
+    return PX_WORKSPACE_BYTES + 1024 + custom + dup_names * cfg->max_headers +
+           (1 + cfg->duplicate_header_count) * (cfg->max_header_bytes + 4 * cfg->max_headers);
+}
+
+void px_signed_head_wipe(struct px_signed_head *h)
+{
+    if (h == NULL || h->len == 0)
+        return;
+    OPENSSL_cleanse(h->mem, h->len);
+    h->len = 0;
+}
+
+static void signed_head_unref(struct px_signed_head *h)
+{
+    if (h == NULL || --h->refs != 0)
+        return;
+    px_signed_head_wipe(h);
+    free(h);
+}
+
+/* evbuffer_ref_cleanup_cb: libevent wrote the referenced bytes out or freed the chain. */
+static void signed_head_ref_done(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    signed_head_unref(arg);
+}
+
+bool px_signed_head_queue(struct px_signed_head *h, struct evbuffer *out)
+{
+    h->refs++; /* first: the cleanup may run as soon as the chain is in `out` */
+    if (evbuffer_add_reference(out, h->mem, h->len, signed_head_ref_done, h) == 0)
+        return true;
+    h->refs--;
+    return false;
+}
+
+/*
+ * The connection's head memory, wiped and with room for `cap` bytes. A head still referenced
+ * by an output (an upstream given up on, whose buffers libevent has not freed yet) is never
+ * written over: it is left to its last reference and a new one is allocated.
+ */
+static struct px_signed_head *signed_head_reserve(struct px_conn *conn, size_t cap)
+{
+    struct px_signed_head *h = conn->up_head;
+    px_signed_head_wipe(h);
+    if (h != NULL && h->refs == 1 && h->cap >= cap)
+        return h;
+    signed_head_unref(h);
+    h = px_xmalloc(sizeof(*h) + cap);
+    *h = (struct px_signed_head){.refs = 1, .cap = cap};
+    conn->up_head = h;
+    return h;
+}
+
+static enum sig_err append_cstr(struct sig_buf *b, const char *s)
+{
+    return sig_buf_append_slice(b, sig_slice_from_cstr(s));
+}
+
+static enum sig_err append_header_line(struct sig_buf *b, struct sig_slice name,
+                                       struct sig_slice value)
+{
+    SIG_TRY(sig_buf_append_slice(b, name));
+    SIG_TRY(sig_buf_append(b, ": ", 2));
+    SIG_TRY(sig_buf_append_slice(b, value));
+    return sig_buf_append(b, "\r\n", 2);
+}
+
+/* Serialises the signed head into `b`: SIG_ERR_TOO_LARGE when it does not fit. */
+static enum sig_err write_head(const struct px_conn *conn, struct sig_buf *b,
+                               const struct sig_header *all, size_t n_all,
+                               const struct sig_result *res)
+{
+    /* Request line: the path exactly as received (what was signed). */
+    SIG_TRY(append_cstr(b, conn->method_name));
+    SIG_TRY(sig_buf_append_byte(b, ' '));
+    struct sig_slice path = head_slice(conn, conn->path_off, conn->path_len);
+    SIG_TRY(sig_buf_append_slice(b, path.len == 0 ? SIG_SLICE_LIT("/") : path));
+    /* The query goes out in its canonical form (sorted, encoded exactly as signed), so the
+     * service cannot decode it differently from what was signed (e.g. '+' vs space). */
+    if (res->canonical_query.len != 0) {
+        SIG_TRY(sig_buf_append_byte(b, '?'));
+        SIG_TRY(sig_buf_append_slice(b, res->canonical_query));
+    }
+    SIG_TRY(sig_buf_append_slice(b, SIG_SLICE_LIT(" HTTP/1.1\r\n")));
+    for (size_t i = 0; i < n_all; i++)
+        SIG_TRY(append_header_line(b, all[i].name, all[i].value));
+    for (size_t i = 0; i < res->add_header_count; i++)
+        SIG_TRY(append_header_line(b, res->add_headers[i].name, res->add_headers[i].value));
+    uint64_t len = conn->body_mode == PX_BODY_STREAM ? conn->content_length : conn->body_len;
+    /* aws-chunked: Content-Length is among the signed headers already. */
+    if (conn->body_mode != PX_BODY_AWS_CHUNKED &&
+        (conn->body_mode != PX_BODY_NONE || conn->content_length > 0 ||
+         conn->method_name[0] == 'P')) {
+        char cl[32];
+        int n = snprintf(cl, sizeof(cl), "%llu", (unsigned long long)len);
+        SIG_TRY(append_header_line(b, SIG_SLICE_LIT("Content-Length"),
+                                   (struct sig_slice){(const uint8_t *)cl, (size_t)n}));
+    }
+    return sig_buf_append(b, "\r\n", 2);
+}
+
+/* Builds, signs and serialises the upstream request head into conn->up_head. Runs
+ * synchronously inside the credentials callback. The header arrays are the worker's scratch
+ * (px_sign_header_cap entries: conn->hdr_count <= --max-headers), so nothing is allocated per
+ * request; the head memory is allocated on a connection's first request. */
+static enum px_err build_signed_head(struct px_conn *conn, char *why, size_t why_len)
 {
     struct px_worker *w = conn->w;
     const struct px_config *cfg = w->cfg;
@@ -858,31 +978,26 @@ static enum px_err build_signed_head(struct px_conn *conn, struct evbuffer *out,
         conn->chunked_final_sent = false;
     }
 
-    /* Request line: the path exactly as received (what was signed). */
-    evbuffer_add_printf(out, "%s ", conn->method_name);
-    struct sig_slice path = head_slice(conn, conn->path_off, conn->path_len);
-    if (path.len == 0)
-        evbuffer_add(out, "/", 1);
-    else
-        add_str(out, path);
-    /* The query goes out in its canonical form (sorted, encoded exactly as signed), so the
-     * service cannot decode it differently from what was signed (e.g. '+' vs space). */
-    if (res.canonical_query.len != 0) {
-        evbuffer_add(out, "?", 1);
-        add_str(out, res.canonical_query);
+    /* Written into the connection's own head memory (see struct px_signed_head); a head
+     * larger than that memory gets a larger one, up to what the limits allow. */
+    size_t cap = conn->up_head != NULL ? conn->up_head->cap : PX_SIGNED_HEAD_MIN_BYTES;
+    size_t max = px_signed_head_max_bytes(cfg);
+    for (;;) {
+        struct px_signed_head *h = signed_head_reserve(conn, cap);
+        struct sig_buf b;
+        sig_buf_init(&b, h->mem, h->cap);
+        serr = write_head(conn, &b, all, n_all, &res);
+        h->len = b.len;
+        if (serr == SIG_OK)
+            break;
+        px_signed_head_wipe(h);
+        if (cap >= max) {
+            snprintf(why, why_len, "the signed request head exceeds %zu bytes", max);
+            err = PX_ERR_HEADERS_TOO_LARGE;
+            goto out;
+        }
+        cap = cap > max / 2 ? max : 2 * cap;
     }
-    evbuffer_add(out, " HTTP/1.1\r\n", 11);
-    for (size_t i = 0; i < n_all; i++)
-        add_header_line(out, all[i].name, all[i].value);
-    for (size_t i = 0; i < res.add_header_count; i++)
-        add_header_line(out, res.add_headers[i].name, res.add_headers[i].value);
-    uint64_t len = conn->body_mode == PX_BODY_STREAM ? conn->content_length : conn->body_len;
-    if (conn->body_mode == PX_BODY_AWS_CHUNKED)
-        (void)len; /* Content-Length is among the signed headers above */
-    else if (conn->body_mode != PX_BODY_NONE || conn->content_length > 0 ||
-             (conn->method_name[0] == 'P'))
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)len);
-    evbuffer_add(out, "\r\n", 2);
 out:
     sig_workspace_cleanup(&w->ws);
     OPENSSL_cleanse(hash_hex, sizeof(hash_hex));
@@ -890,6 +1005,20 @@ out:
     memset(all, 0, n_all * sizeof(*all));
     memset(signed_hdrs, 0, n_signed * sizeof(*signed_hdrs));
     return err;
+}
+
+/* Wipes the client's stripped credentials from the head buffer; the rest of the head (path,
+ * for the log line) stays. */
+static void wipe_client_secrets(struct px_conn *conn)
+{
+    if (!conn->head_secrets)
+        return;
+    for (size_t i = 0; i < conn->hdr_count; i++) {
+        const struct px_hdr *h = &conn->hdrs[i];
+        if (is_client_secret(hdr_name(conn, h)))
+            OPENSSL_cleanse(conn->head.ptr + h->value_off, h->value_len);
+    }
+    conn->head_secrets = false;
 }
 
 static void creds_cb(struct cred *creds, enum cred_err err, void *arg)
@@ -910,12 +1039,10 @@ static void creds_cb(struct cred *creds, enum cred_err err, void *arg)
     }
     cred_unref(conn->creds);
     conn->creds = creds;
-    if (conn->up_head == NULL)
-        conn->up_head = evbuffer_new();
-    struct evbuffer *head = conn->up_head;
-    evbuffer_drain(head, evbuffer_get_length(head));
     char why[200];
-    enum px_err perr = build_signed_head(conn, head, why, sizeof(why));
+    enum px_err perr = build_signed_head(conn, why, sizeof(why));
+    /* The client's own credentials were needed only for --duplicate-headers copies. */
+    wipe_client_secrets(conn);
     if (perr != PX_OK) {
         px_conn_fail(conn, perr, "%s", why);
         return;
@@ -986,6 +1113,11 @@ void px_conn_fail(struct px_conn *conn, enum px_err err, const char *fmt, ...)
 
 static void reset_request(struct px_conn *conn)
 {
+    /* A request refused before signing may still hold the client's credentials. */
+    if (conn->head_secrets)
+        OPENSSL_cleanse(conn->head.ptr, conn->head.len);
+    conn->head_secrets = false;
+    px_signed_head_wipe(conn->up_head);
     conn->head.len = 0;
     conn->url_off = conn->url_len = 0;
     conn->hdr_count = 0;
@@ -1444,8 +1576,11 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
         event_free(conn->free_ev);
     if (conn->body)
         evbuffer_free(conn->body);
-    if (conn->up_head)
-        evbuffer_free(conn->up_head);
+    px_signed_head_wipe(conn->up_head);
+    signed_head_unref(conn->up_head);
+    conn->up_head = NULL;
+    if (conn->head_secrets)
+        OPENSSL_cleanse(conn->head_mem, conn->head.len);
     if (conn->spool_fd >= 0)
         close(conn->spool_fd);
     cred_unref(conn->creds);

@@ -102,6 +102,32 @@ struct px_worker {
  * custom headers, and the three aws-chunked headers. */
 size_t px_sign_header_cap(const struct px_config *cfg);
 
+/*
+ * The signed request head. It carries the session token (X-Amz-Security-Token) and the
+ * request's signature (Authorization), so its bytes live only here: upstream outputs take it by
+ * reference (px_signed_head_queue), never by copy, and it is wiped before reuse and release.
+ * libevent frees a bufferevent's buffers from the loop after bufferevent_free returns (its
+ * finalizer), possibly after the connection is gone: each queued reference therefore holds a
+ * count, and the memory is wiped and freed by whichever of the connection and the output
+ * chains lets go last. One worker thread touches it: the count needs no atomics.
+ */
+struct px_signed_head {
+    unsigned refs; /* the connection's own, plus one per reference queued in an output */
+    size_t len;    /* bytes of the current head; mem past len holds nothing (wiped) */
+    size_t cap;
+    uint8_t mem[];
+};
+
+/* Largest head a request within the configured limits can sign into: the workspace holds the
+ * canonical query and the added headers; the rest comes from the client's head (and its
+ * --duplicate-headers copies) and --custom-headers. Growth of a connection's head stops here. */
+size_t px_signed_head_max_bytes(const struct px_config *cfg);
+/* Wipes the head's bytes; it stays allocated for the connection's next request. NULL is ok. */
+void px_signed_head_wipe(struct px_signed_head *h);
+/* Appends a reference to the head to `out` (no copy), counted until libevent drops it.
+ * Returns false (nothing queued) when libevent cannot allocate the chain. */
+bool px_signed_head_queue(struct px_signed_head *h, struct evbuffer *out);
+
 /* Creates the worker's loop and listener (synchronous; logs and returns false on failure). */
 bool px_worker_init(struct px_worker *w);
 /* Runs the loop until stopped and drained; then releases everything the worker owns. */
@@ -173,6 +199,8 @@ struct px_conn {
     struct px_hdr *hdrs;
     size_t hdr_count;
     bool in_value;
+    bool value_secret; /* the value being parsed is a client credential: wiped in the input */
+    bool head_secrets; /* head holds a client credential (wiped after signing) */
     bool head_started;
     /* obs-fold detection: llhttp reports a folded line as a second value span */
     const char *seg_start, *seg_end;
@@ -206,7 +234,7 @@ struct px_conn {
     int spool_fd;          /* -1 unless spooled */
     uint64_t spool_len;
     uint64_t spool_sent;                  /* bytes of the spool file queued upstream */
-    struct evbuffer *up_head;             /* the signed request head, kept for one retry */
+    struct px_signed_head *up_head;       /* owned reference; kept for one retry, wiped */
     struct sig_chunk_signer chunk_signer; /* PX_BODY_AWS_CHUNKED: holds kSigning, wiped */
     uint64_t chunked_sent;                /* decoded bytes framed and queued upstream */
     bool chunked_final_sent;

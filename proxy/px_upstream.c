@@ -606,9 +606,12 @@ static void on_connected(struct px_conn *conn)
     conn->resp_started = conn->resp_complete = conn->resp_up_eof = false;
     conn->fail_reason[0] = '\0';
 
-    /* The head (and an in-memory body) are copied, not moved, so one retry on a fresh
-     * connection can replay them. */
-    copy_evbuffer(out, conn->up_head);
+    /* The head goes by reference (it holds secrets: see struct px_signed_head), an in-memory
+     * body as a copy: neither is moved, so one retry on a fresh connection can replay them. */
+    if (!px_signed_head_queue(conn->up_head, out)) {
+        px_conn_fail(conn, PX_ERR_INTERNAL, "out of buffer space sending the request head");
+        return;
+    }
     conn->req_head_sent = true;
     conn->req_body_sent = false;
     if (conn->body_mode == PX_BODY_NONE) {
