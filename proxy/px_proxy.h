@@ -124,6 +124,9 @@ struct px_signed_head {
 size_t px_signed_head_max_bytes(const struct px_config *cfg);
 /* Wipes the head's bytes; it stays allocated for the connection's next request. NULL is ok. */
 void px_signed_head_wipe(struct px_signed_head *h);
+/* Wipes the head and drops the connection's reference (*h becomes NULL); the memory is freed
+ * once no output refers to it. NULL is ok. */
+void px_signed_head_release(struct px_signed_head **h);
 /* Appends a reference to the head to `out` (no copy), counted until libevent drops it.
  * Returns false (nothing queued) when libevent cannot allocate the chain. */
 bool px_signed_head_queue(struct px_signed_head *h, struct evbuffer *out);
