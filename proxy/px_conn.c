@@ -232,69 +232,102 @@ static void set_read_lowmark(struct px_conn *conn)
     }
 }
 
+/* Timers and limits for n bytes about to be parsed; false when the connection failed. */
+static bool note_client_bytes(struct px_conn *conn, size_t n)
+{
+    const struct px_config *cfg = conn->w->cfg;
+    if (conn->state == PX_STATE_READ_HEAD) {
+        if (!conn->head_started) {
+            conn->head_started = true;
+            px_conn_arm_timer(conn, cfg->client_header_timeout_ms);
+        }
+        /* Bytes llhttp skips without a callback (whitespace) still count. */
+        conn->head_bytes_fed += n;
+        if (conn->head_bytes_fed > 2 * cfg->max_header_bytes + 65536) {
+            px_conn_fail(conn, PX_ERR_HEADERS_TOO_LARGE, "request head exceeds --max-header-bytes");
+            return false;
+        }
+    } else if (conn->state == PX_STATE_READ_BODY) {
+        conn->stall_in_len = 0;
+        conn->read_paused = false;
+        px_conn_arm_timer(conn, cfg->client_idle_timeout_ms);
+    }
+    return true;
+}
+
+/* Runs llhttp over n bytes the framing check passed (`fr` is its verdict) and checks that both
+ * agree on where the head and the message end. Sets *used to the bytes llhttp consumed; false
+ * when the connection failed. */
+static bool parse_client_bytes(struct px_conn *conn, const char *p, size_t n,
+                               enum px_frame_result fr, size_t *used)
+{
+    conn->seg_start = p;
+    conn->seg_end = p + n;
+    conn->value_cont_ok = conn->value_at_seg_end;
+    conn->value_at_seg_end = false;
+    enum llhttp_errno e = llhttp_execute(&conn->req_parser, p, n);
+    *used = n;
+    if (e == HPE_PAUSED) {
+        *used = (size_t)(llhttp_get_error_pos(&conn->req_parser) - p);
+        if (*used == n && px_frame_done(&conn->frame))
+            return true;
+        px_conn_fail(conn, PX_ERR_BAD_REQUEST, "malformed request: the message end is ambiguous");
+        return false;
+    }
+    if (e == HPE_OK &&
+        (px_frame_wants_body(&conn->frame) || (fr == PX_FRAME_MSG_END && !conn->req_complete))) {
+        px_conn_fail(conn, PX_ERR_BAD_REQUEST, "malformed request: the %s end is ambiguous",
+                     fr == PX_FRAME_MSG_END ? "message" : "head");
+        return false;
+    }
+    if (e == HPE_OK)
+        return true;
+    if (conn->parse_err != PX_OK)
+        px_conn_fail(conn, conn->parse_err, "%s", conn->parse_reason);
+    else if (e == HPE_PAUSED_UPGRADE)
+        px_conn_fail(conn, PX_ERR_NOT_IMPLEMENTED, "protocol upgrades are not supported");
+    else
+        px_conn_fail(conn, PX_ERR_BAD_REQUEST, "malformed request: %s",
+                     llhttp_get_error_reason(&conn->req_parser));
+    return false;
+}
+
+/* A streamed body waits for the upstream: stop reading the client above the high watermark
+ * (px_conn_resume_client reads on). True when reading stopped. */
+static bool pause_for_upstream(struct px_conn *conn)
+{
+    if (conn->body_mode != PX_BODY_STREAM && conn->body_mode != PX_BODY_AWS_CHUNKED)
+        return false;
+    size_t pending = evbuffer_get_length(conn->body);
+    if (conn->req_head_sent && conn->up)
+        pending += evbuffer_get_length(bufferevent_get_output(conn->up->bev));
+    if (pending <= PX_HIGH_WATERMARK)
+        return false;
+    bufferevent_disable(conn->client, EV_READ);
+    conn->read_paused = true;
+    return true;
+}
+
+/* Parses what the client sent, one input segment at a time, in place: llhttp's callbacks see
+ * pointers into the evbuffer's own memory. */
 static void client_feed(struct px_conn *conn)
 {
     struct evbuffer *in = bufferevent_get_input(conn->client);
-    const struct px_config *cfg = conn->w->cfg;
     while (!conn->closing && !conn->req_complete && conn->state != PX_STATE_DRAIN) {
         struct evbuffer_iovec v;
         if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
         /* llhttp gets only bytes the strict check passed, and at most up to the end of the
          * head or of the message, so each boundary is checked against where llhttp puts it. */
-        size_t n;
+        size_t n, used;
         const char *why;
         enum px_frame_result fr = px_frame_scan(&conn->frame, v.iov_base, v.iov_len, &n, &why);
         if (fr == PX_FRAME_BAD) {
             px_conn_fail(conn, PX_ERR_BAD_REQUEST, "malformed request: %s", why);
             return;
         }
-        if (conn->state == PX_STATE_READ_HEAD) {
-            if (!conn->head_started) {
-                conn->head_started = true;
-                px_conn_arm_timer(conn, cfg->client_header_timeout_ms);
-            }
-            /* Bytes llhttp skips without a callback (whitespace) still count. */
-            conn->head_bytes_fed += n;
-            if (conn->head_bytes_fed > 2 * cfg->max_header_bytes + 65536) {
-                px_conn_fail(conn, PX_ERR_HEADERS_TOO_LARGE,
-                             "request head exceeds --max-header-bytes");
-                return;
-            }
-        } else if (conn->state == PX_STATE_READ_BODY) {
-            conn->stall_in_len = 0;
-            conn->read_paused = false;
-            px_conn_arm_timer(conn, cfg->client_idle_timeout_ms);
-        }
-        const char *p = v.iov_base;
-        conn->seg_start = p;
-        conn->seg_end = p + n;
-        conn->value_cont_ok = conn->value_at_seg_end;
-        conn->value_at_seg_end = false;
-        enum llhttp_errno e = llhttp_execute(&conn->req_parser, p, n);
-        size_t used = n;
-        if (e == HPE_PAUSED) {
-            used = (size_t)(llhttp_get_error_pos(&conn->req_parser) - p);
-            if (used != n || !px_frame_done(&conn->frame)) {
-                px_conn_fail(conn, PX_ERR_BAD_REQUEST,
-                             "malformed request: the message end is ambiguous");
-                return;
-            }
-        } else if (e == HPE_OK && (px_frame_wants_body(&conn->frame) ||
-                                   (fr == PX_FRAME_MSG_END && !conn->req_complete))) {
-            px_conn_fail(conn, PX_ERR_BAD_REQUEST, "malformed request: the %s end is ambiguous",
-                         fr == PX_FRAME_MSG_END ? "message" : "head");
+        if (!note_client_bytes(conn, n) || !parse_client_bytes(conn, v.iov_base, n, fr, &used))
             return;
-        } else if (e != HPE_OK) {
-            if (conn->parse_err != PX_OK)
-                px_conn_fail(conn, conn->parse_err, "%s", conn->parse_reason);
-            else if (e == HPE_PAUSED_UPGRADE)
-                px_conn_fail(conn, PX_ERR_NOT_IMPLEMENTED, "protocol upgrades are not supported");
-            else
-                px_conn_fail(conn, PX_ERR_BAD_REQUEST, "malformed request: %s",
-                             llhttp_get_error_reason(&conn->req_parser));
-            return;
-        }
         evbuffer_drain(in, used);
         if (conn->closing)
             return;
@@ -304,18 +337,8 @@ static void client_feed(struct px_conn *conn)
         }
         if (conn->body_mode == PX_BODY_AWS_CHUNKED)
             px_upstream_pump_body(conn);
-        if (conn->closing)
+        if (conn->closing || pause_for_upstream(conn))
             return;
-        if (conn->body_mode == PX_BODY_STREAM || conn->body_mode == PX_BODY_AWS_CHUNKED) {
-            size_t pending = evbuffer_get_length(conn->body);
-            if (conn->req_head_sent && conn->up)
-                pending += evbuffer_get_length(bufferevent_get_output(conn->up->bev));
-            if (pending > PX_HIGH_WATERMARK) {
-                bufferevent_disable(conn->client, EV_READ);
-                conn->read_paused = true;
-                return;
-            }
-        }
     }
     if (!conn->closing)
         set_read_lowmark(conn);
@@ -407,6 +430,38 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
                                         : evutil_socket_error_to_string(e));
 }
 
+/* The request body's idle timer fired: a stall unless bytes arrived meanwhile (bytes waiting
+ * below the read low watermark are progress too). */
+static void request_body_timeout(struct px_conn *conn)
+{
+    uint32_t ms = conn->w->cfg->client_idle_timeout_ms;
+    size_t in = evbuffer_get_length(bufferevent_get_input(conn->client));
+    if (in > conn->stall_in_len) {
+        conn->stall_in_len = in;
+        px_conn_arm_timer(conn, ms);
+        return;
+    }
+    px_conn_fail(conn, PX_ERR_CLIENT_TIMEOUT, "request body stalled for %ums", ms);
+}
+
+/* The response's idle timer fired. Upstream reading may be paused because the client reads
+ * slowly (backpressure): while the client keeps draining its output, that is progress. */
+static void response_body_timeout(struct px_conn *conn)
+{
+    uint32_t ms = conn->w->cfg->upstream_idle_timeout_ms;
+    size_t out = evbuffer_get_length(bufferevent_get_output(conn->client));
+    if (out > 0 && (conn->stall_out_len == 0 || out < conn->stall_out_len)) {
+        conn->stall_out_len = out;
+        px_conn_arm_timer(conn, ms);
+        return;
+    }
+    if (out > 0)
+        px_conn_fail(conn, PX_ERR_CLIENT_GONE, "client stopped reading for %ums", ms);
+    else
+        px_conn_fail(conn, PX_ERR_UPSTREAM_TIMEOUT, "upstream %s stalled for %ums", conn->up_host,
+                     ms);
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -425,18 +480,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
                      cfg->client_header_timeout_ms);
         return;
     case PX_STATE_READ_BODY:
-    case PX_STATE_WAIT_CREDS: {
-        /* Bytes waiting below the read low watermark are progress too. */
-        size_t in = evbuffer_get_length(bufferevent_get_input(conn->client));
-        if (in > conn->stall_in_len) {
-            conn->stall_in_len = in;
-            px_conn_arm_timer(conn, cfg->client_idle_timeout_ms);
-            return;
-        }
-        px_conn_fail(conn, PX_ERR_CLIENT_TIMEOUT, "request body stalled for %ums",
-                     cfg->client_idle_timeout_ms);
+    case PX_STATE_WAIT_CREDS:
+        request_body_timeout(conn);
         return;
-    }
     case PX_STATE_CONNECT_UP:
         px_conn_fail(conn, PX_ERR_UPSTREAM_TIMEOUT, "upstream %s:%u did not connect within %ums",
                      conn->connect_host, conn->connect_port, cfg->connect_timeout_ms);
@@ -449,23 +495,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         px_conn_fail(conn, PX_ERR_UPSTREAM_TIMEOUT, "upstream %s sent no response within %ums",
                      conn->up_host, cfg->first_byte_timeout_ms);
         return;
-    case PX_STATE_STREAM_BODY: {
-        /* Upstream reading may be paused because the client reads slowly (backpressure):
-         * while the client keeps draining its output, that is progress, not a stall. */
-        size_t out = evbuffer_get_length(bufferevent_get_output(conn->client));
-        if (out > 0 && (conn->stall_out_len == 0 || out < conn->stall_out_len)) {
-            conn->stall_out_len = out;
-            px_conn_arm_timer(conn, cfg->upstream_idle_timeout_ms);
-            return;
-        }
-        if (out > 0)
-            px_conn_fail(conn, PX_ERR_CLIENT_GONE, "client stopped reading for %ums",
-                         cfg->upstream_idle_timeout_ms);
-        else
-            px_conn_fail(conn, PX_ERR_UPSTREAM_TIMEOUT, "upstream %s stalled for %ums",
-                         conn->up_host, cfg->upstream_idle_timeout_ms);
+    case PX_STATE_STREAM_BODY:
+        response_body_timeout(conn);
         return;
-    }
     case PX_STATE_DRAIN:
     case PX_STATE_CLOSED:
         px_conn_close(conn);
@@ -475,12 +507,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifecycle ---- */
 
-void px_conn_accept(struct px_worker *w, evutil_socket_t fd, const struct sockaddr *sa, int len)
+/* "ADDR:PORT" of the client, for log lines. */
+static void format_peer(struct px_conn *conn, const struct sockaddr *sa)
 {
-    (void)len;
-    struct px_conn *conn = px_xmalloc(sizeof(*conn));
-    conn->w = w;
-    conn->spool_fd = -1;
     char addr[INET6_ADDRSTRLEN] = "?";
     unsigned port = 0;
     if (sa->sa_family == AF_INET) {
@@ -493,6 +522,64 @@ void px_conn_accept(struct px_worker *w, evutil_socket_t fd, const struct sockad
         port = ntohs(in6->sin6_port);
     }
     snprintf(conn->peer, sizeof(conn->peer), "%s:%u", addr, port);
+}
+
+/* Links the connection into the worker's list and count. At --max-connections the listener
+ * stops: further connections wait in the kernel's backlog (or go to another worker's
+ * listener) instead of each costing buffers here. */
+static void count_conn(struct px_worker *w, struct px_conn *conn)
+{
+    conn->next = w->conns;
+    if (w->conns)
+        w->conns->prev = conn;
+    w->conns = conn;
+    conn->counted = true;
+    if (++w->conn_count >= w->cfg->max_connections && !w->accept_paused && w->listener != NULL) {
+        evconnlistener_disable(w->listener);
+        w->accept_paused = true;
+    }
+}
+
+/* The reverse of count_conn: accepting resumes below the limit (unless stopping). */
+static void uncount_conn(struct px_worker *w, struct px_conn *conn)
+{
+    if (conn->prev)
+        conn->prev->next = conn->next;
+    else if (w->conns == conn)
+        w->conns = conn->next;
+    if (conn->next)
+        conn->next->prev = conn->prev;
+    if (!conn->counted)
+        return;
+    conn->counted = false;
+    w->conn_count--;
+    if (w->accept_paused && !w->stopping && w->listener != NULL &&
+        w->conn_count < w->cfg->max_connections) {
+        evconnlistener_enable(w->listener);
+        w->accept_paused = false;
+    }
+}
+
+static void start_client_io(struct px_conn *conn)
+{
+    bufferevent_setcb(conn->client, client_read_cb, client_write_cb, client_event_cb, conn);
+    bufferevent_setwatermark(conn->client, EV_WRITE, PX_LOW_WATERMARK, 0);
+    bufferevent_setwatermark(conn->client, EV_READ, 0, PX_HIGH_WATERMARK);
+    /* libevent reads and writes 16 KiB per call by default: large bodies would cost a
+     * syscall and a callback per 16 KiB. */
+    bufferevent_set_max_single_read(conn->client, PX_IO_BYTES);
+    bufferevent_set_max_single_write(conn->client, PX_IO_BYTES);
+    bufferevent_enable(conn->client, EV_READ | EV_WRITE);
+    conn->client_io = px_io_write_first(conn->client);
+}
+
+void px_conn_accept(struct px_worker *w, evutil_socket_t fd, const struct sockaddr *sa, int len)
+{
+    (void)len;
+    struct px_conn *conn = px_xmalloc(sizeof(*conn));
+    conn->w = w;
+    conn->spool_fd = -1;
+    format_peer(conn, sa);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
@@ -515,28 +602,8 @@ void px_conn_accept(struct px_worker *w, evutil_socket_t fd, const struct sockad
     conn->hdrs = px_xmalloc(cfg->max_headers * sizeof(*conn->hdrs));
     llhttp_init(&conn->req_parser, HTTP_REQUEST, &px_request_settings);
     conn->req_parser.data = conn;
-
-    conn->next = w->conns;
-    if (w->conns)
-        w->conns->prev = conn;
-    w->conns = conn;
-    conn->counted = true;
-    /* At the limit, stop accepting: further connections wait in the kernel's backlog (or go
-     * to another worker's listener) instead of each costing buffers here. */
-    if (++w->conn_count >= cfg->max_connections && !w->accept_paused && w->listener != NULL) {
-        evconnlistener_disable(w->listener);
-        w->accept_paused = true;
-    }
-
-    bufferevent_setcb(conn->client, client_read_cb, client_write_cb, client_event_cb, conn);
-    bufferevent_setwatermark(conn->client, EV_WRITE, PX_LOW_WATERMARK, 0);
-    bufferevent_setwatermark(conn->client, EV_READ, 0, PX_HIGH_WATERMARK);
-    /* libevent reads and writes 16 KiB per call by default: large bodies would cost a
-     * syscall and a callback per 16 KiB. */
-    bufferevent_set_max_single_read(conn->client, PX_IO_BYTES);
-    bufferevent_set_max_single_write(conn->client, PX_IO_BYTES);
-    bufferevent_enable(conn->client, EV_READ | EV_WRITE);
-    conn->client_io = px_io_write_first(conn->client);
+    count_conn(w, conn);
+    start_client_io(conn);
     conn->state = PX_STATE_READ_HEAD;
     conn->start_ms = px_now_ms();
     px_conn_arm_timer(conn, cfg->client_idle_timeout_ms);
@@ -566,22 +633,7 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
     struct px_conn *conn = arg;
     if (conn->creds_pending)
         return; /* creds_cb frees once the provider has answered */
-    struct px_worker *w = conn->w;
-    if (conn->prev)
-        conn->prev->next = conn->next;
-    else if (w->conns == conn)
-        w->conns = conn->next;
-    if (conn->next)
-        conn->next->prev = conn->prev;
-    if (conn->counted) {
-        conn->counted = false;
-        w->conn_count--;
-        if (w->accept_paused && !w->stopping && w->listener != NULL &&
-            w->conn_count < w->cfg->max_connections) {
-            evconnlistener_enable(w->listener);
-            w->accept_paused = false;
-        }
-    }
+    uncount_conn(conn->w, conn);
     px_io_free(conn->client_io);
     if (conn->client)
         bufferevent_free(conn->client);

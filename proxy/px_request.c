@@ -244,9 +244,10 @@ static int parse_target(struct px_conn *conn, struct sig_slice *authority)
     return 0;
 }
 
-static int choose_upstream(struct px_conn *conn, struct sig_slice authority)
+/* The authority the upstream comes from unless --host is set: the absolute-form target's, else
+ * the one Host header's. */
+static int request_authority(struct px_conn *conn, struct sig_slice *authority)
 {
-    const struct px_config *cfg = conn->w->cfg;
     const struct px_hdr *host_hdr = NULL;
     for (size_t i = 0; i < conn->hdr_count; i++) {
         if (sig_slice_eq_nocase(px_hdr_name(conn, &conn->hdrs[i]), SIG_SLICE_LIT("host"))) {
@@ -255,11 +256,23 @@ static int choose_upstream(struct px_conn *conn, struct sig_slice authority)
             host_hdr = &conn->hdrs[i];
         }
     }
-    if (host_hdr == NULL && conn->http_minor >= 1 && authority.len == 0 && cfg->host.len == 0)
+    if (host_hdr == NULL && conn->http_minor >= 1 && authority->len == 0 &&
+        conn->w->cfg->host.len == 0)
         return refuse(conn, PX_ERR_BAD_REQUEST, "HTTP/1.1 request without Host");
-    if (authority.len == 0 && host_hdr != NULL)
-        authority = px_hdr_value(conn, host_hdr);
+    if (authority->len == 0 && host_hdr != NULL)
+        *authority = px_hdr_value(conn, host_hdr);
+    return 0;
+}
 
+static uint16_t default_port(const struct px_config *cfg)
+{
+    return cfg->upstream_tls ? 443 : 80;
+}
+
+/* up_host (lower case) and up_port: --host, else the request's authority if allowed. */
+static int set_upstream_host(struct px_conn *conn, struct sig_slice authority)
+{
+    const struct px_config *cfg = conn->w->cfg;
     struct sig_slice host;
     uint16_t port;
     if (cfg->host.len != 0) {
@@ -285,22 +298,31 @@ static int choose_upstream(struct px_conn *conn, struct sig_slice authority)
     for (char *c = conn->up_host; *c; c++)
         if (*c >= 'A' && *c <= 'Z')
             *c = (char)(*c + 32);
-    uint16_t default_port = cfg->upstream_tls ? 443 : 80;
-    conn->up_port = port != 0 ? port : default_port;
+    conn->up_port = port != 0 ? port : default_port(cfg);
+    return 0;
+}
 
-    /* Host sent and signed: --sign-host, else the logical upstream (port only if unusual). */
+/* Host sent and signed: --sign-host, else the logical upstream (port only if unusual). */
+static int set_host_header(struct px_conn *conn)
+{
+    const struct px_config *cfg = conn->w->cfg;
     if (cfg->sign_host.len != 0) {
         if (!px_copy_cstr(conn->host_header, sizeof(conn->host_header), cfg->sign_host))
             return refuse(conn, PX_ERR_INTERNAL, "bad --sign-host");
-    } else if (conn->up_port == default_port) {
+    } else if (conn->up_port == default_port(cfg)) {
         snprintf(conn->host_header, sizeof(conn->host_header), "%s", conn->up_host);
     } else {
         snprintf(conn->host_header, sizeof(conn->host_header), "%s:%u", conn->up_host,
                  conn->up_port);
     }
+    return 0;
+}
 
-    /* --connect-to: logical HOST1:PORT1 stays for SNI, certificate, Host and signature;
-     * only the TCP destination changes. First match wins. */
+/* --connect-to: logical HOST1:PORT1 stays for SNI, certificate, Host and signature; only the
+ * TCP destination changes. First match wins. */
+static int set_connect_target(struct px_conn *conn)
+{
+    const struct px_config *cfg = conn->w->cfg;
     snprintf(conn->connect_host, sizeof(conn->connect_host), "%s", conn->up_host);
     conn->connect_port = conn->up_port;
     struct sig_slice up = sig_slice_from_cstr(conn->up_host);
@@ -326,8 +348,13 @@ static int choose_upstream(struct px_conn *conn, struct sig_slice authority)
             conn->connect_host[len - 2] = '\0';
         }
     }
+    return 0;
+}
 
-    /* Service and region: flags first, then the host name, then the fallback region. */
+/* Service and region: flags first, then the host name, then the fallback region. */
+static int set_endpoint(struct px_conn *conn)
+{
+    const struct px_config *cfg = conn->w->cfg;
     struct sig_slice sign_name = sig_slice_from_cstr(conn->up_host);
     if (cfg->sign_host.len != 0) {
         uint16_t ignored;
@@ -358,22 +385,21 @@ static int choose_upstream(struct px_conn *conn, struct sig_slice authority)
     return 0;
 }
 
-static int on_headers_complete(llhttp_t *p)
+/* Routing (ARCHITECTURE.md step 3): where the request goes and how it is signed. */
+static int choose_upstream(struct px_conn *conn, struct sig_slice authority)
 {
-    struct px_conn *conn = conn_of(p);
-    const struct px_config *cfg = conn->w->cfg;
-    conn->http_minor = p->http_major == 1 ? p->http_minor : 0;
-    conn->method_name = llhttp_method_name((llhttp_method_t)p->method);
-    conn->is_head = p->method == HTTP_HEAD;
-    if (p->method == HTTP_CONNECT || p->upgrade)
-        return refuse(conn, PX_ERR_NOT_IMPLEMENTED,
-                      "CONNECT and protocol upgrades are not "
-                      "supported");
+    if (request_authority(conn, &authority) != 0 || set_upstream_host(conn, authority) != 0 ||
+        set_host_header(conn) != 0 || set_connect_target(conn) != 0)
+        return -1;
+    return set_endpoint(conn);
+}
 
-    /* Ambiguous framing is refused, never forwarded (RFC 9112 6.1, 6.3, 5.2). llhttp (strict
-     * mode) already rejects Content-Length with Transfer-Encoding, duplicate Content-Length and
-     * bad chunk sizes; a line folded onto the previous header (obs-fold) reaches us as a CR/LF
-     * inside the value. */
+/* Ambiguous framing is refused, never forwarded (RFC 9112 6.1, 6.3, 5.2). llhttp (strict mode)
+ * already rejects Content-Length with Transfer-Encoding, duplicate Content-Length and bad chunk
+ * sizes; a line folded onto the previous header (obs-fold) reaches us as a CR/LF inside the
+ * value. */
+static int check_header_values(struct px_conn *conn)
+{
     for (size_t i = 0; i < conn->hdr_count; i++) {
         struct sig_slice v = px_head_slice(conn, conn->hdrs[i].value_off, conn->hdrs[i].value_len);
         for (size_t k = 0; k < v.len; k++)
@@ -381,11 +407,12 @@ static int on_headers_complete(llhttp_t *p)
                 return refuse(conn, PX_ERR_BAD_REQUEST,
                               "obsolete line folding or control byte in a header value");
     }
+    return 0;
+}
 
-    struct sig_slice authority;
-    if (parse_target(conn, &authority) != 0 || choose_upstream(conn, authority) != 0)
-        return -1;
-
+/* body_chunked and content_length from llhttp's reading of the framing headers. */
+static int check_body_framing(struct px_conn *conn, const llhttp_t *p)
+{
     conn->body_chunked = (p->flags & F_CHUNKED) != 0;
     /* Only "chunked" is decoded here; forwarding e.g. "gzip, chunked" de-chunked but still
      * gzip-coded under a Content-Length would change the body's meaning (RFC 9112 6.1). */
@@ -396,34 +423,42 @@ static int on_headers_complete(llhttp_t *p)
             return refuse(conn, PX_ERR_NOT_IMPLEMENTED,
                           "unsupported Transfer-Encoding (only chunked)");
     conn->content_length = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
-    bool has_body = conn->body_chunked || conn->content_length > 0;
     /* HTTP/1.0 has no Transfer-Encoding: such a message's framing is faulty (RFC 9112 6.1). */
     if (conn->http_minor == 0 && px_find_hdr(conn, "transfer-encoding") != NULL)
         return refuse(conn, PX_ERR_BAD_REQUEST, "Transfer-Encoding in an HTTP/1.0 request");
     px_frame_body(&conn->frame, conn->body_chunked, conn->content_length);
+    return 0;
+}
 
-    /* A client that already framed its body as aws-chunked without signatures keeps that
-     * framing; signed aws-chunked bodies carry the client's own chunk signatures, which we
-     * cannot re-sign. */
+/* A client that already framed its body as aws-chunked without signatures keeps that framing;
+ * signed aws-chunked bodies carry the client's own chunk signatures, which we cannot re-sign. */
+static int check_client_content_sha256(struct px_conn *conn)
+{
     const struct px_hdr *csha = px_find_hdr(conn, "x-amz-content-sha256");
-    if (csha != NULL) {
-        struct sig_slice v = px_hdr_value(conn, csha);
-        if (sig_slice_eq(v, SIG_SLICE_LIT(SIG_STREAMING_UNSIGNED_TRAILER)))
-            conn->aws_chunked_passthrough = true;
-        else if (slice_starts_nocase(v, "STREAMING-"))
-            return refuse(conn, PX_ERR_BAD_REQUEST,
-                          "client-signed aws-chunked bodies cannot be re-signed: send "
-                          "STREAMING-UNSIGNED-PAYLOAD-TRAILER or a plain body");
-    }
+    if (csha == NULL)
+        return 0;
+    struct sig_slice v = px_hdr_value(conn, csha);
+    if (sig_slice_eq(v, SIG_SLICE_LIT(SIG_STREAMING_UNSIGNED_TRAILER)))
+        conn->aws_chunked_passthrough = true;
+    else if (slice_starts_nocase(v, "STREAMING-"))
+        return refuse(conn, PX_ERR_BAD_REQUEST,
+                      "client-signed aws-chunked bodies cannot be re-signed: send "
+                      "STREAMING-UNSIGNED-PAYLOAD-TRAILER or a plain body");
+    return 0;
+}
 
-    if (!has_body)
+/* ARCHITECTURE.md step 4: hashed (buffered, then spooled), streamed, or re-framed aws-chunked. */
+static int choose_body_mode(struct px_conn *conn)
+{
+    const struct px_config *cfg = conn->w->cfg;
+    bool s3 =
+        sig_slice_eq((struct sig_slice){(const uint8_t *)conn->ep.service, conn->ep.service_len},
+                     SIG_SLICE_LIT("s3"));
+    if (!conn->body_chunked && conn->content_length == 0)
         conn->body_mode = PX_BODY_NONE;
     else if ((cfg->unsigned_payload || conn->aws_chunked_passthrough) && !conn->body_chunked)
         conn->body_mode = PX_BODY_STREAM;
-    else if (!conn->body_chunked && conn->content_length > cfg->max_buffer_bytes &&
-             sig_slice_eq(
-                 (struct sig_slice){(const uint8_t *)conn->ep.service, conn->ep.service_len},
-                 SIG_SLICE_LIT("s3")) &&
+    else if (!conn->body_chunked && conn->content_length > cfg->max_buffer_bytes && s3 &&
              px_find_hdr(conn, "content-encoding") == NULL)
         conn->body_mode = PX_BODY_AWS_CHUNKED;
     else
@@ -432,19 +467,41 @@ static int on_headers_complete(llhttp_t *p)
         conn->content_length > cfg->max_body_bytes)
         return refuse(conn, PX_ERR_BODY_TOO_LARGE, "request body exceeds --max-body-bytes");
     sig_sha256_init(&conn->body_hash);
+    return 0;
+}
 
+static int handle_expect(struct px_conn *conn)
+{
     const struct px_hdr *expect = px_find_hdr(conn, "expect");
-    if (expect != NULL) {
-        if (!px_slice_has_token(px_hdr_value(conn, expect), "100-continue"))
-            return refuse(conn, PX_ERR_BAD_REQUEST, "unsupported Expect");
-        if (has_body && conn->http_minor >= 1) {
-            /* Everything that can refuse the request before the body has been checked. */
-            px_conn_client_write(conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-            conn->sent_100 = true;
-        }
+    if (expect == NULL)
+        return 0;
+    if (!px_slice_has_token(px_hdr_value(conn, expect), "100-continue"))
+        return refuse(conn, PX_ERR_BAD_REQUEST, "unsupported Expect");
+    if (conn->body_mode != PX_BODY_NONE && conn->http_minor >= 1) {
+        /* Everything that can refuse the request before the body has been checked. */
+        px_conn_client_write(conn, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        conn->sent_100 = true;
     }
+    return 0;
+}
 
-    px_conn_arm_timer(conn, cfg->client_idle_timeout_ms);
+static int on_headers_complete(llhttp_t *p)
+{
+    struct px_conn *conn = conn_of(p);
+    conn->http_minor = p->http_major == 1 ? p->http_minor : 0;
+    conn->method_name = llhttp_method_name((llhttp_method_t)p->method);
+    conn->is_head = p->method == HTTP_HEAD;
+    if (p->method == HTTP_CONNECT || p->upgrade)
+        return refuse(conn, PX_ERR_NOT_IMPLEMENTED,
+                      "CONNECT and protocol upgrades are not supported");
+    struct sig_slice authority;
+    if (check_header_values(conn) != 0 || parse_target(conn, &authority) != 0 ||
+        choose_upstream(conn, authority) != 0 || check_body_framing(conn, p) != 0 ||
+        check_client_content_sha256(conn) != 0 || choose_body_mode(conn) != 0 ||
+        handle_expect(conn) != 0)
+        return -1;
+
+    px_conn_arm_timer(conn, conn->w->cfg->client_idle_timeout_ms);
     if (conn->body_mode == PX_BODY_STREAM || conn->body_mode == PX_BODY_AWS_CHUNKED) {
         px_conn_set_state(conn, PX_STATE_WAIT_CREDS);
         px_conn_fetch_creds(conn);

@@ -198,30 +198,40 @@ static enum sig_err write_head(const struct px_conn *conn, struct sig_buf *b,
     return sig_buf_append(b, "\r\n", 2);
 }
 
-/* Builds, signs and serialises the upstream request head into conn->up_head. Runs
- * synchronously inside the credentials callback. The header arrays are the worker's scratch
- * (px_sign_header_cap entries: conn->hdr_count <= --max-headers), so nothing is allocated per
- * request; the head memory is allocated on a connection's first request. */
-static enum px_err build_signed_head(struct px_conn *conn, char *why, size_t why_len)
-{
-    struct px_worker *w = conn->w;
-    const struct px_config *cfg = w->cfg;
-    struct sig_header *all = w->sign_all;
-    struct sig_header *signed_hdrs = w->sign_signed;
-    assert(conn->hdr_count <= cfg->max_headers);
-    size_t n_all = 0, n_signed = 0;
-    enum px_err err = PX_OK;
+/* One signing of a request head, in build_signed_head's frame. The header arrays are the
+ * worker's scratch (px_sign_header_cap entries: conn->hdr_count <= --max-headers), so nothing
+ * is allocated per request; their entries are views into conn->head, the config and this. */
+struct head_build {
+    struct px_conn *conn;
+    struct sig_header *all; /* every header sent, in order */
+    size_t n_all;
+    struct sig_header *signed_hdrs; /* the signed subset of all */
+    size_t n_signed;
+    char decoded_len[24], encoded_len[24]; /* aws-chunked Content-Length values */
+    char hash_hex[SIG_SHA256_HEX_LEN + 1]; /* the body's SHA-256, when it is signed */
+    struct sig_credentials creds;          /* views into conn->creds */
+    struct sig_result res;                 /* views into the worker's workspace */
+    char *why;
+    size_t why_len;
+};
 
+static void add_header(struct head_build *hb, struct sig_slice name, struct sig_slice value)
+{
+    hb->all[hb->n_all++] = (struct sig_header){name, value};
+}
+
+/* Host, then the client's headers in order: each --duplicate-headers copy comes before the
+ * stripping (to keep e.g. the client's Authorization as X-Original-Authorization). */
+static void add_client_headers(struct head_build *hb)
+{
+    const struct px_conn *conn = hb->conn;
+    const struct px_config *cfg = conn->w->cfg;
     const struct px_hdr *conn_hdr = px_find_hdr(conn, "connection");
     struct sig_slice connection_value =
         conn_hdr ? px_hdr_value(conn, conn_hdr) : (struct sig_slice){0};
-
-    all[n_all++] =
-        (struct sig_header){SIG_SLICE_LIT("Host"), sig_slice_from_cstr(conn->host_header)};
-    /* --duplicate-headers copies before stripping (to keep e.g. the client's Authorization
-     * as X-Original-Authorization). */
+    add_header(hb, SIG_SLICE_LIT("Host"), sig_slice_from_cstr(conn->host_header));
     struct sig_buf dup;
-    sig_buf_init(&dup, w->sign_dup_mem, w->sign_dup_cap);
+    sig_buf_init(&dup, conn->w->sign_dup_mem, conn->w->sign_dup_cap);
     for (size_t i = 0; i < conn->hdr_count; i++) {
         struct sig_slice name = px_hdr_name(conn, &conn->hdrs[i]);
         struct sig_slice value = px_hdr_value(conn, &conn->hdrs[i]);
@@ -231,125 +241,169 @@ static enum px_err build_signed_head(struct px_conn *conn, char *why, size_t why
             size_t start = dup.len;
             if (sig_buf_append_slice(&dup, SIG_SLICE_LIT("X-Original-")) == SIG_OK &&
                 sig_buf_append_slice(&dup, cfg->duplicate_headers[d]) == SIG_OK)
-                all[n_all++] = (struct sig_header){{dup.ptr + start, dup.len - start}, value};
+                add_header(hb, (struct sig_slice){dup.ptr + start, dup.len - start}, value);
         }
-        if (is_dropped(conn, name, connection_value))
-            continue;
-        all[n_all++] = (struct sig_header){name, value};
+        if (!is_dropped(conn, name, connection_value))
+            add_header(hb, name, value);
     }
-    for (size_t i = 0; i < cfg->custom_header_count; i++)
-        all[n_all++] =
-            (struct sig_header){cfg->custom_headers[i].name, cfg->custom_headers[i].value};
-    /* aws-chunked re-framing: S3 wants these signed (sig_chunked.h). */
-    char decoded_len[24], encoded_len[24];
-    if (conn->body_mode == PX_BODY_AWS_CHUNKED) {
-        uint64_t enc;
-        enum sig_err cerr = sig_chunked_encoded_length(SIG_CHUNKED_SIGNED, conn->content_length,
-                                                       PX_AWS_CHUNK_BYTES, NULL, 0, &enc);
-        if (cerr != SIG_OK) {
-            snprintf(why, why_len, "cannot frame the body as aws-chunked: %s", sig_err_str(cerr));
-            err = PX_ERR_BODY_TOO_LARGE;
-            goto out;
-        }
-        snprintf(decoded_len, sizeof(decoded_len), "%llu",
-                 (unsigned long long)conn->content_length);
-        snprintf(encoded_len, sizeof(encoded_len), "%llu", (unsigned long long)enc);
-        all[n_all++] =
-            (struct sig_header){SIG_SLICE_LIT("Content-Encoding"), SIG_SLICE_LIT("aws-chunked")};
-        all[n_all++] = (struct sig_header){SIG_SLICE_LIT("x-amz-decoded-content-length"),
-                                           sig_slice_from_cstr(decoded_len)};
-        all[n_all++] =
-            (struct sig_header){SIG_SLICE_LIT("Content-Length"), sig_slice_from_cstr(encoded_len)};
-    }
-    for (size_t i = 0; i < n_all; i++)
-        if (!sig_header_is_unsignable(all[i].name))
-            signed_hdrs[n_signed++] = all[i];
+}
 
-    char hash_hex[SIG_SHA256_HEX_LEN + 1];
-    struct sig_slice payload_hash;
-    bool s3 = px_service_is_s3(
-        (struct sig_slice){(const uint8_t *)conn->ep.service, conn->ep.service_len});
-    if (conn->aws_chunked_passthrough) {
-        payload_hash = SIG_SLICE_LIT(SIG_STREAMING_UNSIGNED_TRAILER);
-    } else if (conn->body_mode == PX_BODY_AWS_CHUNKED) {
-        payload_hash = sig_chunked_content_sha256(SIG_CHUNKED_SIGNED);
-    } else if (conn->body_mode == PX_BODY_STREAM ||
-               (cfg->unsigned_payload && conn->body_mode != PX_BODY_NONE)) {
-        payload_hash = SIG_SLICE_LIT(SIG_UNSIGNED_PAYLOAD);
-    } else {
-        sig_sha256_final_hex(&conn->body_hash, hash_hex);
-        payload_hash = (struct sig_slice){(const uint8_t *)hash_hex, SIG_SHA256_HEX_LEN};
+/* aws-chunked re-framing: S3 wants these signed (sig_chunked.h). */
+static enum px_err add_aws_chunked_headers(struct head_build *hb)
+{
+    uint64_t decoded = hb->conn->content_length, encoded;
+    enum sig_err e = sig_chunked_encoded_length(SIG_CHUNKED_SIGNED, decoded, PX_AWS_CHUNK_BYTES,
+                                                NULL, 0, &encoded);
+    if (e != SIG_OK) {
+        snprintf(hb->why, hb->why_len, "cannot frame the body as aws-chunked: %s", sig_err_str(e));
+        return PX_ERR_BODY_TOO_LARGE;
     }
+    snprintf(hb->decoded_len, sizeof(hb->decoded_len), "%llu", (unsigned long long)decoded);
+    snprintf(hb->encoded_len, sizeof(hb->encoded_len), "%llu", (unsigned long long)encoded);
+    add_header(hb, SIG_SLICE_LIT("Content-Encoding"), SIG_SLICE_LIT("aws-chunked"));
+    add_header(hb, SIG_SLICE_LIT("x-amz-decoded-content-length"),
+               sig_slice_from_cstr(hb->decoded_len));
+    add_header(hb, SIG_SLICE_LIT("Content-Length"), sig_slice_from_cstr(hb->encoded_len));
+    return PX_OK;
+}
+
+/* Every header sent, then the signed subset. */
+static enum px_err collect_headers(struct head_build *hb)
+{
+    const struct px_config *cfg = hb->conn->w->cfg;
+    add_client_headers(hb);
+    for (size_t i = 0; i < cfg->custom_header_count; i++)
+        add_header(hb, cfg->custom_headers[i].name, cfg->custom_headers[i].value);
+    if (hb->conn->body_mode == PX_BODY_AWS_CHUNKED) {
+        enum px_err err = add_aws_chunked_headers(hb);
+        if (err != PX_OK)
+            return err;
+    }
+    for (size_t i = 0; i < hb->n_all; i++)
+        if (!sig_header_is_unsignable(hb->all[i].name))
+            hb->signed_hdrs[hb->n_signed++] = hb->all[i];
+    return PX_OK;
+}
+
+/* X-Amz-Content-SHA256: the body's hash, or the marker of how the body is sent. */
+static struct sig_slice payload_hash(struct head_build *hb)
+{
+    struct px_conn *conn = hb->conn;
+    if (conn->aws_chunked_passthrough)
+        return SIG_SLICE_LIT(SIG_STREAMING_UNSIGNED_TRAILER);
+    if (conn->body_mode == PX_BODY_AWS_CHUNKED)
+        return sig_chunked_content_sha256(SIG_CHUNKED_SIGNED);
+    if (conn->body_mode == PX_BODY_STREAM ||
+        (conn->w->cfg->unsigned_payload && conn->body_mode != PX_BODY_NONE))
+        return SIG_SLICE_LIT(SIG_UNSIGNED_PAYLOAD);
+    sig_sha256_final_hex(&conn->body_hash, hb->hash_hex);
+    return (struct sig_slice){(const uint8_t *)hb->hash_hex, SIG_SHA256_HEX_LEN};
+}
+
+static enum px_err sign_headers(struct head_build *hb)
+{
+    struct px_conn *conn = hb->conn;
+    struct px_worker *w = conn->w;
+    struct sig_slice service = {(const uint8_t *)conn->ep.service, conn->ep.service_len};
+    bool s3 = px_service_is_s3(service);
+    struct sig_slice hash = payload_hash(hb);
     struct sig_request req = {
         .method = sig_slice_from_cstr(conn->method_name),
         .path = px_head_slice(conn, conn->path_off, conn->path_len),
         .query = px_head_slice(conn, conn->query_off, conn->query_len),
-        .headers = signed_hdrs,
-        .header_count = n_signed,
+        .headers = hb->signed_hdrs,
+        .header_count = hb->n_signed,
     };
     struct sig_params params = {
         .alg = SIG_ALG_V4,
         .form = SIG_FORM_HEADER,
         .uri_mode = s3 ? SIG_URI_S3 : SIG_URI_NORMALIZE,
         .region = {(const uint8_t *)conn->ep.region, conn->ep.region_len},
-        .service = {(const uint8_t *)conn->ep.service, conn->ep.service_len},
+        .service = service,
         .unix_time = (int64_t)time(NULL),
-        .payload_hash = payload_hash,
+        .payload_hash = hash,
         /* S3 requires the header; for other services it tells the upstream the body is not
          * signed, which only matters for UNSIGNED-PAYLOAD and aws-chunked. */
-        .add_content_sha256 = s3 || payload_hash.len != SIG_SHA256_HEX_LEN,
+        .add_content_sha256 = s3 || hash.len != SIG_SHA256_HEX_LEN,
     };
-    struct sig_credentials creds = cred_view(conn->creds);
-    struct sig_result res;
-    enum sig_err serr = sig_sign(&req, &params, &creds, &w->keys, &w->ws, &res);
-    if (serr != SIG_OK) {
-        snprintf(why, why_len, "cannot sign the request: %s", sig_err_str(serr));
-        err = serr == SIG_ERR_TOO_LARGE || serr == SIG_ERR_TOO_MANY_HEADERS
-                  ? PX_ERR_HEADERS_TOO_LARGE
-              : serr == SIG_ERR_BAD_CREDENTIALS || serr == SIG_ERR_CRYPTO ? PX_ERR_INTERNAL
-                                                                          : PX_ERR_BAD_REQUEST;
-        goto out;
-    }
-    if (conn->body_mode == PX_BODY_AWS_CHUNKED) {
-        /* The chunk signatures chain from this (seed) signature. */
-        sig_chunk_signer_cleanup(&conn->chunk_signer);
-        serr = sig_chunk_signer_init(&conn->chunk_signer, SIG_CHUNKED_SIGNED, &res,
-                                     creds.secret_access_key, &w->keys);
-        if (serr != SIG_OK) {
-            snprintf(why, why_len, "cannot start aws-chunked signing: %s", sig_err_str(serr));
-            err = PX_ERR_INTERNAL;
-            goto out;
-        }
-        conn->chunked_sent = 0;
-        conn->chunked_final_sent = false;
-    }
+    enum sig_err e = sig_sign(&req, &params, &hb->creds, &w->keys, &w->ws, &hb->res);
+    if (e == SIG_OK)
+        return PX_OK;
+    snprintf(hb->why, hb->why_len, "cannot sign the request: %s", sig_err_str(e));
+    if (e == SIG_ERR_TOO_LARGE || e == SIG_ERR_TOO_MANY_HEADERS)
+        return PX_ERR_HEADERS_TOO_LARGE;
+    if (e == SIG_ERR_BAD_CREDENTIALS || e == SIG_ERR_CRYPTO)
+        return PX_ERR_INTERNAL;
+    return PX_ERR_BAD_REQUEST;
+}
 
-    /* Written into the connection's own head memory (see struct px_signed_head); a head
-     * larger than that memory gets a larger one, up to what the limits allow. */
+/* aws-chunked: the chunk signatures chain from the request's (seed) signature. */
+static enum px_err start_chunk_signer(struct head_build *hb)
+{
+    struct px_conn *conn = hb->conn;
+    sig_chunk_signer_cleanup(&conn->chunk_signer);
+    enum sig_err e = sig_chunk_signer_init(&conn->chunk_signer, SIG_CHUNKED_SIGNED, &hb->res,
+                                           hb->creds.secret_access_key, &conn->w->keys);
+    if (e != SIG_OK) {
+        snprintf(hb->why, hb->why_len, "cannot start aws-chunked signing: %s", sig_err_str(e));
+        return PX_ERR_INTERNAL;
+    }
+    conn->chunked_sent = 0;
+    conn->chunked_final_sent = false;
+    return PX_OK;
+}
+
+/* Writes the head into the connection's own head memory (struct px_signed_head); a head
+ * larger than that memory gets a larger one, up to what the limits allow. */
+static enum px_err write_signed_head(struct head_build *hb)
+{
+    struct px_conn *conn = hb->conn;
     size_t cap = conn->up_head != NULL ? conn->up_head->cap : PX_SIGNED_HEAD_MIN_BYTES;
-    size_t max = px_signed_head_max_bytes(cfg);
+    size_t max = px_signed_head_max_bytes(conn->w->cfg);
     for (;;) {
         struct px_signed_head *h = signed_head_reserve(conn, cap);
         struct sig_buf b;
         sig_buf_init(&b, h->mem, h->cap);
-        serr = write_head(conn, &b, all, n_all, &res);
+        enum sig_err e = write_head(conn, &b, hb->all, hb->n_all, &hb->res);
         h->len = b.len;
-        if (serr == SIG_OK)
-            break;
+        if (e == SIG_OK)
+            return PX_OK;
         px_signed_head_wipe(h);
         if (cap >= max) {
-            snprintf(why, why_len, "the signed request head exceeds %zu bytes", max);
-            err = PX_ERR_HEADERS_TOO_LARGE;
-            goto out;
+            snprintf(hb->why, hb->why_len, "the signed request head exceeds %zu bytes", max);
+            return PX_ERR_HEADERS_TOO_LARGE;
         }
         cap = cap > max / 2 ? max : 2 * cap;
     }
-out:
+}
+
+/* Builds, signs and serialises the upstream request head into conn->up_head. Runs
+ * synchronously inside the credentials callback; the head memory is allocated on a
+ * connection's first request. On failure, `why` is the reason (no secrets). */
+static enum px_err build_signed_head(struct px_conn *conn, char *why, size_t why_len)
+{
+    struct px_worker *w = conn->w;
+    assert(conn->hdr_count <= w->cfg->max_headers);
+    struct head_build hb = {
+        .conn = conn,
+        .all = w->sign_all,
+        .signed_hdrs = w->sign_signed,
+        .creds = cred_view(conn->creds),
+        .why = why,
+        .why_len = why_len,
+    };
+    enum px_err err = collect_headers(&hb);
+    if (err == PX_OK)
+        err = sign_headers(&hb);
+    if (err == PX_OK && conn->body_mode == PX_BODY_AWS_CHUNKED)
+        err = start_chunk_signer(&hb);
+    if (err == PX_OK)
+        err = write_signed_head(&hb);
     sig_workspace_cleanup(&w->ws);
-    OPENSSL_cleanse(hash_hex, sizeof(hash_hex));
-    /* The scratch held views into conn->head and this frame's locals: none may outlive us. */
-    memset(all, 0, n_all * sizeof(*all));
-    memset(signed_hdrs, 0, n_signed * sizeof(*signed_hdrs));
+    OPENSSL_cleanse(hb.hash_hex, sizeof(hb.hash_hex));
+    /* The scratch held views into conn->head and this frame: none may outlive it. */
+    memset(hb.all, 0, hb.n_all * sizeof(*hb.all));
+    memset(hb.signed_hdrs, 0, hb.n_signed * sizeof(*hb.signed_hdrs));
     return err;
 }
 
