@@ -78,7 +78,7 @@ struct px_worker {
     struct cred_provider *provider;
     struct sig_workspace ws; /* one signature at a time: the loop is single-threaded */
     uint8_t *ws_mem;
-    /* Scratch of build_signed_head (px_conn.c), sized once from the config in px_worker_init
+    /* Scratch of build_signed_head (px_sign_head.c), sized once from the config in px_worker_init
      * so that signing a request allocates nothing; one request is signed at a time. */
     struct sig_header *sign_all;    /* every header sent (owned) */
     struct sig_header *sign_signed; /* the signed subset (owned) */
