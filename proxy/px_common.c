@@ -120,6 +120,33 @@ const char *px_status_reason(int status)
     return "Error";
 }
 
+size_t px_fmt_dec(char out[PX_DEC_MAX], uint64_t v)
+{
+    char tmp[PX_DEC_MAX];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+size_t px_fmt_hex(char out[PX_HEX_MAX], uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[PX_HEX_MAX];
+    size_t n = 0;
+    do {
+        tmp[n++] = digits[v & 15];
+        v >>= 4;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 void *px_xmalloc(size_t n)
 {
     void *p = calloc(1, n == 0 ? 1 : n);

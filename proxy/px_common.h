@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sig_types.h"
 
@@ -34,6 +35,13 @@ const char *px_err_str(enum px_err err);
 /* The HTTP status a failure maps to (0 for PX_ERR_CLIENT_GONE: nothing is sent). */
 int px_err_status(enum px_err err);
 const char *px_status_reason(int status);
+
+/* Decimal and lower-case hexadecimal digits of v (no terminator); return the length. For the
+ * request path, where printf's format parsing shows in profiles. */
+#define PX_DEC_MAX 20
+size_t px_fmt_dec(char out[PX_DEC_MAX], uint64_t v);
+#define PX_HEX_MAX 16
+size_t px_fmt_hex(char out[PX_HEX_MAX], uint64_t v);
 
 /* calloc that aborts on exhaustion: configured limits keep memory bounded. */
 void *px_xmalloc(size_t n);

@@ -326,7 +326,14 @@ static void client_feed(struct px_conn *conn)
             px_conn_fail(conn, PX_ERR_BAD_REQUEST, "malformed request: %s", why);
             return;
         }
-        if (!note_client_bytes(conn, n) || !parse_client_bytes(conn, v.iov_base, n, fr, &used))
+        if (!note_client_bytes(conn, n))
+            return;
+        if (fr == PX_FRAME_SKIP) {
+            /* Chunk extensions, checked by px_frame: dropped, llhttp never sees them. */
+            evbuffer_drain(in, n);
+            continue;
+        }
+        if (!parse_client_bytes(conn, v.iov_base, n, fr, &used))
             return;
         evbuffer_drain(in, used);
         if (conn->closing)
@@ -384,7 +391,6 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    px_io_read_more(bev, PX_HIGH_WATERMARK);
     client_feed(conn);
 }
 
@@ -524,9 +530,8 @@ static void format_peer(struct px_conn *conn, const struct sockaddr *sa)
     snprintf(conn->peer, sizeof(conn->peer), "%s:%u", addr, port);
 }
 
-/* Links the connection into the worker's list and count. At --max-connections the listener
- * stops: further connections wait in the kernel's backlog (or go to another worker's
- * listener) instead of each costing buffers here. */
+/* Links the connection into the worker's list and count (the accepting thread reads the
+ * worker's load from it: px_worker_conn_added). */
 static void count_conn(struct px_worker *w, struct px_conn *conn)
 {
     conn->next = w->conns;
@@ -534,13 +539,10 @@ static void count_conn(struct px_worker *w, struct px_conn *conn)
         w->conns->prev = conn;
     w->conns = conn;
     conn->counted = true;
-    if (++w->conn_count >= w->cfg->max_connections && !w->accept_paused && w->listener != NULL) {
-        evconnlistener_disable(w->listener);
-        w->accept_paused = true;
-    }
+    px_worker_conn_added(w);
 }
 
-/* The reverse of count_conn: accepting resumes below the limit (unless stopping). */
+/* The reverse of count_conn. */
 static void uncount_conn(struct px_worker *w, struct px_conn *conn)
 {
     if (conn->prev)
@@ -549,14 +551,9 @@ static void uncount_conn(struct px_worker *w, struct px_conn *conn)
         w->conns = conn->next;
     if (conn->next)
         conn->next->prev = conn->prev;
-    if (!conn->counted)
-        return;
-    conn->counted = false;
-    w->conn_count--;
-    if (w->accept_paused && !w->stopping && w->listener != NULL &&
-        w->conn_count < w->cfg->max_connections) {
-        evconnlistener_enable(w->listener);
-        w->accept_paused = false;
+    if (conn->counted) {
+        conn->counted = false;
+        px_worker_conn_removed(w);
     }
 }
 

@@ -8,30 +8,30 @@
 #include "sig_types.h"
 
 enum {
-    FS_START = 0,   /* before the request line; empty lines (CRLF) are skipped, RFC 9112 2.2 */
-    FS_START_CR,    /* CR of an empty line before the request line */
-    FS_LINE,        /* inside the request line or a field line */
-    FS_LINE_CR,     /* a line's CR: LF must follow */
-    FS_LINE_START,  /* at the start of a field line, or of the empty line ending the head */
-    FS_HEAD_END_CR, /* CR of the empty line ending the head */
-    FS_HEAD_DONE,   /* head checked; waiting for px_frame_body */
-    FS_CL_BODY,     /* Content-Length body: `remaining` bytes */
-    FS_CHUNK_SIZE,  /* chunk-size hex digits */
-    FS_EXT_NAME,    /* after ';': a chunk-ext-name (token) */
-    FS_EXT_VALUE,   /* after '=': a token or a quoted string */
-    FS_EXT_TOKEN,   /* inside a token value */
-    FS_EXT_QUOTED,  /* inside a quoted-string value */
-    FS_EXT_QESC,    /* after a backslash inside a quoted string */
-    FS_EXT_QEND,    /* after the closing quote */
-    FS_SIZE_CR,     /* CR ending the chunk-size line: LF must follow */
-    FS_DATA,        /* chunk data: `remaining` bytes */
-    FS_DATA_CR,     /* the CR that must follow chunk data */
-    FS_DATA_LF,     /* the LF that must follow it */
-    FS_TR_START,    /* start of a trailer field line or of the final empty line */
-    FS_TR_LINE,     /* inside a trailer field line */
-    FS_TR_CR,       /* a trailer line's CR */
-    FS_TR_END_CR,   /* CR of the final empty line */
-    FS_MSG_DONE,    /* message checked; waiting for px_frame_reset */
+    FS_START = 0,  /* before the request line; empty lines (CRLF) are skipped, RFC 9112 2.2 */
+    FS_START_CR,   /* CR of an empty line before the request line */
+    FS_LINE,       /* inside the request line or a field line (head or trailer section) */
+    FS_LINE_CR,    /* a line's CR: LF must follow */
+    FS_LINE_START, /* at the start of a field line, or of the empty line ending the section */
+    FS_END_CR,     /* CR of the empty line ending the head or the trailer section */
+    FS_HEAD_DONE,  /* head checked; waiting for px_frame_body */
+    FS_CL_BODY,    /* Content-Length body: `remaining` bytes */
+    FS_CHUNK_SIZE, /* chunk-size hex digits */
+    FS_EXT_BWS,    /* after the size or a value: ';' must follow, after any whitespace */
+    FS_EXT_NAME0,  /* after ';' (and whitespace): a chunk-ext-name (token) must follow */
+    FS_EXT_NAME,   /* inside a chunk-ext-name */
+    FS_EXT_NWS,    /* whitespace after a name: '=' or ';' must follow */
+    FS_EXT_VALUE0, /* after '=' (and whitespace): a token or a quoted string must follow */
+    FS_EXT_TOKEN,  /* inside a token value */
+    FS_EXT_QUOTED, /* inside a quoted-string value */
+    FS_EXT_QESC,   /* after a backslash inside a quoted string */
+    FS_EXT_QEND,   /* after the closing quote */
+    FS_EXT_END,    /* the extensions were dropped: the line's CR comes next */
+    FS_SIZE_CR,    /* CR ending the chunk-size line: LF must follow */
+    FS_DATA,       /* chunk data: `remaining` bytes */
+    FS_DATA_CR,    /* the CR that must follow chunk data */
+    FS_DATA_LF,    /* the LF that must follow it */
+    FS_MSG_DONE,   /* message checked; waiting for px_frame_reset */
 };
 
 void px_frame_reset(struct px_frame *f)
@@ -79,6 +79,18 @@ static bool is_qdtext(uint8_t c)
            (c >= 0x5d && c <= 0x7e) || c >= 0x80;
 }
 
+/* What a quoted-pair may escape (RFC 9110 5.6.4): HTAB, SP, VCHAR, obs-text */
+static bool is_qpair_char(uint8_t c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+/* BWS is OWS (RFC 9110 5.6.3): SP and HTAB */
+static bool is_ws(uint8_t c)
+{
+    return c == ' ' || c == '\t';
+}
+
 /* Bytes a request line or field line may not contain: controls other than HTAB, and DEL
  * (RFC 9110 5.5 field-vchar; RFC 9112 3 request-line). CR and LF are handled as line ends. */
 static bool is_bad_line_byte(uint8_t c)
@@ -94,11 +106,193 @@ static enum px_frame_result bad(size_t *used, const char **why, size_t at, const
     return PX_FRAME_BAD;
 }
 
+/* The head's and the trailer section's lines follow the same rules (RFC 9112 2.2, 5, 7.1.2);
+ * only the reasons say which one broke them. */
+struct line_reasons {
+    const char *bare_lf, *control, *no_lf, *fold, *empty_name, *end_no_lf;
+};
+
+static const struct line_reasons head_reasons = {
+    .bare_lf = "bare LF in the request head (lines end in CRLF)",
+    .control = "control byte in the request head",
+    .no_lf = "CR not followed by LF in the request head",
+    .fold = "obsolete line folding or a field line starting with whitespace",
+    .empty_name = "empty header field name",
+    .end_no_lf = "CR not followed by LF at the end of the request head",
+};
+
+static const struct line_reasons trailer_reasons = {
+    .bare_lf = "bare LF in the trailer section (lines end in CRLF)",
+    .control = "control byte in the trailer section",
+    .no_lf = "CR not followed by LF in the trailer section",
+    .fold = "obsolete line folding in the trailer section",
+    .empty_name = "empty trailer field name",
+    .end_no_lf = "CR not followed by LF at the end of the chunked body",
+};
+
+/*
+ * One byte c of the head's lines or the trailer section's (f->in_trailer says which), in the
+ * states FS_LINE..FS_END_CR. PX_FRAME_MORE: go on with the next byte; PX_FRAME_HEAD_END or
+ * PX_FRAME_MSG_END: c was the last byte of the head or of the message; PX_FRAME_BAD: c is
+ * refused and *why says why.
+ */
+static enum px_frame_result line_byte(struct px_frame *f, uint8_t c, const char **why)
+{
+    const struct line_reasons *r = f->in_trailer ? &trailer_reasons : &head_reasons;
+    const char *reason = NULL;
+    switch (f->state) {
+    case FS_LINE_START:
+        if (c == '\r')
+            f->state = FS_END_CR;
+        else if (c == '\n')
+            reason = r->bare_lf;
+        else if (is_ws(c))
+            reason = r->fold;
+        else if (c == ':')
+            reason = r->empty_name;
+        else if (is_bad_line_byte(c))
+            reason = r->control;
+        else
+            f->state = FS_LINE;
+        break;
+    case FS_LINE:
+        if (c == '\r')
+            f->state = FS_LINE_CR;
+        else if (c == '\n')
+            reason = r->bare_lf;
+        else if (is_bad_line_byte(c))
+            reason = r->control;
+        break;
+    case FS_LINE_CR:
+        if (c != '\n')
+            reason = r->no_lf;
+        f->state = FS_LINE_START;
+        break;
+    case FS_END_CR:
+    default:
+        if (c != '\n') {
+            reason = r->end_no_lf;
+            break;
+        }
+        f->state = f->in_trailer ? FS_MSG_DONE : FS_HEAD_DONE;
+        return f->in_trailer ? PX_FRAME_MSG_END : PX_FRAME_HEAD_END;
+    }
+    if (reason == NULL)
+        return PX_FRAME_MORE;
+    *why = reason;
+    return PX_FRAME_BAD;
+}
+
+static bool in_chunk_ext(const struct px_frame *f)
+{
+    return f->state >= FS_EXT_BWS && f->state <= FS_EXT_QEND;
+}
+
+/*
+ * Chunk extensions, from the first byte after the chunk size up to the line's CR (RFC 9112
+ * 7.1.1, RFC 9110 5.6):
+ *   chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+ *   chunk-ext-name = token
+ *   chunk-ext-val  = token / quoted-string
+ * So whitespace may surround ';' and '=' but cannot end the line ("5 \r\n" is refused), and an
+ * extension may follow one with a value. Checks p[0..n) and returns PX_FRAME_SKIP with *used
+ * the extension bytes before the CR (or all n), or PX_FRAME_BAD.
+ */
+static enum px_frame_result scan_chunk_ext(struct px_frame *f, const uint8_t *p, size_t n,
+                                           size_t *used, const char **why)
+{
+    size_t i = 0;
+    for (; i < n; i++) {
+        uint8_t c = p[i];
+        bool can_end =
+            f->state == FS_EXT_NAME || f->state == FS_EXT_TOKEN || f->state == FS_EXT_QEND;
+        if (c == '\r' && can_end) {
+            f->state = FS_EXT_END;
+            break;
+        }
+        if (++f->ext_bytes > PX_FRAME_MAX_CHUNK_EXT_BYTES)
+            return bad(used, why, i, "chunk extensions too long");
+        switch (f->state) {
+        case FS_EXT_BWS:
+            if (c == ';')
+                f->state = FS_EXT_NAME0;
+            else if (!is_ws(c))
+                return bad(used, why, i, "whitespace not followed by ';' in a chunk-size line");
+            break;
+        case FS_EXT_NAME0:
+            if (is_tchar(c))
+                f->state = FS_EXT_NAME;
+            else if (!is_ws(c))
+                return bad(used, why, i, "empty or invalid chunk extension name");
+            break;
+        case FS_EXT_NAME:
+            if (c == '=')
+                f->state = FS_EXT_VALUE0;
+            else if (c == ';')
+                f->state = FS_EXT_NAME0;
+            else if (is_ws(c))
+                f->state = FS_EXT_NWS;
+            else if (!is_tchar(c))
+                return bad(used, why, i, "invalid character in a chunk extension name");
+            break;
+        case FS_EXT_NWS:
+            if (c == '=')
+                f->state = FS_EXT_VALUE0;
+            else if (c == ';')
+                f->state = FS_EXT_NAME0;
+            else if (!is_ws(c))
+                return bad(used, why, i, "invalid character after a chunk extension name");
+            break;
+        case FS_EXT_VALUE0:
+            if (c == '"')
+                f->state = FS_EXT_QUOTED;
+            else if (is_tchar(c))
+                f->state = FS_EXT_TOKEN;
+            else if (!is_ws(c))
+                return bad(used, why, i, "empty or invalid chunk extension value");
+            break;
+        case FS_EXT_TOKEN:
+        case FS_EXT_QEND:
+            if (c == ';')
+                f->state = FS_EXT_NAME0;
+            else if (is_ws(c))
+                f->state = FS_EXT_BWS;
+            else if (f->state == FS_EXT_QEND)
+                return bad(used, why, i, "invalid character after a quoted chunk extension value");
+            else if (!is_tchar(c))
+                return bad(used, why, i, "invalid character in a chunk extension value");
+            break;
+        case FS_EXT_QUOTED:
+            if (c == '"')
+                f->state = FS_EXT_QEND;
+            else if (c == '\\')
+                f->state = FS_EXT_QESC;
+            else if (!is_qdtext(c))
+                return bad(used, why, i, "invalid character in a quoted chunk extension value");
+            break;
+        case FS_EXT_QESC:
+        default:
+            if (!is_qpair_char(c))
+                return bad(used, why, i, "invalid escaped character in a chunk extension value");
+            f->state = FS_EXT_QUOTED;
+            break;
+        }
+    }
+    *used = i;
+    return PX_FRAME_SKIP;
+}
+
 enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t n, size_t *used,
                                    const char **why)
 {
     size_t i = 0;
     *why = NULL;
+    if (in_chunk_ext(f)) {
+        enum px_frame_result r = scan_chunk_ext(f, p, n, used, why);
+        /* Nothing to drop when the extensions ended with the previous call: go on at the CR. */
+        if (r != PX_FRAME_SKIP || *used > 0)
+            return r;
+    }
     while (i < n) {
         uint8_t c = p[i];
         switch (f->state) {
@@ -118,39 +312,15 @@ enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t 
             f->state = FS_START;
             break;
         case FS_LINE:
-            if (c == '\r')
-                f->state = FS_LINE_CR;
-            else if (c == '\n')
-                return bad(used, why, i, "bare LF in the request head (lines end in CRLF)");
-            else if (is_bad_line_byte(c))
-                return bad(used, why, i, "control byte in the request head");
-            break;
         case FS_LINE_CR:
-            if (c != '\n')
-                return bad(used, why, i, "CR not followed by LF in the request head");
-            f->state = FS_LINE_START;
-            break;
         case FS_LINE_START:
-            if (c == '\r')
-                f->state = FS_HEAD_END_CR;
-            else if (c == '\n')
-                return bad(used, why, i, "bare LF in the request head (lines end in CRLF)");
-            else if (c == ' ' || c == '\t')
-                return bad(used, why, i,
-                           "obsolete line folding or a field line starting with whitespace");
-            else if (c == ':')
-                return bad(used, why, i, "empty header field name");
-            else if (is_bad_line_byte(c))
-                return bad(used, why, i, "control byte in the request head");
-            else
-                f->state = FS_LINE;
-            break;
-        case FS_HEAD_END_CR:
-            if (c != '\n')
-                return bad(used, why, i, "CR not followed by LF at the end of the request head");
-            f->state = FS_HEAD_DONE;
-            *used = i + 1;
-            return PX_FRAME_HEAD_END;
+        case FS_END_CR: {
+            enum px_frame_result r = line_byte(f, c, why);
+            if (r == PX_FRAME_MORE)
+                break;
+            *used = r == PX_FRAME_BAD ? i : i + 1;
+            return r;
+        }
         case FS_HEAD_DONE:
             /* The parser did not finish the head where the head ends. */
             return bad(used, why, i, "request head end not agreed by the parser");
@@ -181,9 +351,16 @@ enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t 
                 f->hex_digits++;
             } else if (f->hex_digits == 0) {
                 return bad(used, why, i, "invalid chunk size");
-            } else if (c == ';') {
-                f->state = FS_EXT_NAME;
-                f->tok_len = 0;
+            } else if (c == ';' || is_ws(c)) {
+                /* Extensions start: the parser gets the size digits, then the extensions are
+                 * checked and dropped in calls of their own. */
+                f->state = FS_EXT_BWS;
+                f->ext_bytes = 0;
+                if (i > 0) {
+                    *used = i;
+                    return PX_FRAME_MORE;
+                }
+                return scan_chunk_ext(f, p, n, used, why);
             } else if (c == '\r') {
                 f->state = FS_SIZE_CR;
             } else {
@@ -191,70 +368,16 @@ enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t 
             }
             break;
         }
-        case FS_EXT_NAME:
-            if (is_tchar(c)) {
-                f->tok_len++;
-            } else if (f->tok_len == 0) {
-                return bad(used, why, i, "empty or invalid chunk extension name");
-            } else if (c == '=') {
-                f->state = FS_EXT_VALUE;
-            } else if (c == ';') {
-                f->tok_len = 0;
-            } else if (c == '\r') {
-                f->state = FS_SIZE_CR;
-            } else {
-                return bad(used, why, i, "invalid character in a chunk extension name");
-            }
-            break;
-        case FS_EXT_VALUE:
-            if (c == '"') {
-                f->state = FS_EXT_QUOTED;
-            } else if (is_tchar(c)) {
-                f->state = FS_EXT_TOKEN;
-            } else {
-                return bad(used, why, i, "empty or invalid chunk extension value");
-            }
-            break;
-        case FS_EXT_TOKEN:
-            if (is_tchar(c))
-                break;
-            if (c == ';') {
-                f->state = FS_EXT_NAME;
-                f->tok_len = 0;
-            } else if (c == '\r') {
-                f->state = FS_SIZE_CR;
-            } else {
-                return bad(used, why, i, "invalid character in a chunk extension value");
-            }
-            break;
-        case FS_EXT_QUOTED:
-            if (c == '"')
-                f->state = FS_EXT_QEND;
-            else if (c == '\\')
-                f->state = FS_EXT_QESC;
-            else if (!is_qdtext(c))
-                return bad(used, why, i, "invalid character in a quoted chunk extension value");
-            break;
-        case FS_EXT_QESC:
-            if (c != '\t' && c != ' ' && !(c >= 0x21 && c <= 0x7e) && c < 0x80)
-                return bad(used, why, i, "invalid escaped character in a chunk extension value");
-            f->state = FS_EXT_QUOTED;
-            break;
-        case FS_EXT_QEND:
-            if (c == ';') {
-                f->state = FS_EXT_NAME;
-                f->tok_len = 0;
-            } else if (c == '\r') {
-                f->state = FS_SIZE_CR;
-            } else {
-                return bad(used, why, i, "invalid character after a quoted chunk extension value");
-            }
+        case FS_EXT_END:
+            /* scan_chunk_ext stopped at this byte, the CR ending the line. */
+            f->state = FS_SIZE_CR;
             break;
         case FS_SIZE_CR:
             if (c != '\n')
                 return bad(used, why, i, "CR not followed by LF after the chunk size");
             if (f->chunk_size == 0) {
-                f->state = FS_TR_START;
+                f->state = FS_LINE_START;
+                f->in_trailer = true;
             } else {
                 f->state = FS_DATA;
                 f->remaining = f->chunk_size;
@@ -272,39 +395,6 @@ enum px_frame_result px_frame_scan(struct px_frame *f, const uint8_t *p, size_t 
             f->chunk_size = 0;
             f->hex_digits = 0;
             break;
-        case FS_TR_START:
-            if (c == '\r')
-                f->state = FS_TR_END_CR;
-            else if (c == '\n')
-                return bad(used, why, i, "bare LF in the trailer section (lines end in CRLF)");
-            else if (c == ' ' || c == '\t')
-                return bad(used, why, i, "obsolete line folding in the trailer section");
-            else if (c == ':')
-                return bad(used, why, i, "empty trailer field name");
-            else if (is_bad_line_byte(c))
-                return bad(used, why, i, "control byte in the trailer section");
-            else
-                f->state = FS_TR_LINE;
-            break;
-        case FS_TR_LINE:
-            if (c == '\r')
-                f->state = FS_TR_CR;
-            else if (c == '\n')
-                return bad(used, why, i, "bare LF in the trailer section (lines end in CRLF)");
-            else if (is_bad_line_byte(c))
-                return bad(used, why, i, "control byte in the trailer section");
-            break;
-        case FS_TR_CR:
-            if (c != '\n')
-                return bad(used, why, i, "CR not followed by LF in the trailer section");
-            f->state = FS_TR_START;
-            break;
-        case FS_TR_END_CR:
-            if (c != '\n')
-                return bad(used, why, i, "CR not followed by LF at the end of the chunked body");
-            f->state = FS_MSG_DONE;
-            *used = i + 1;
-            return PX_FRAME_MSG_END;
         case FS_MSG_DONE:
         default:
             /* The parser did not end the message where its framing ends. */

@@ -7,61 +7,116 @@
 #include <malloc.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <sys/uio.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_struct.h> /* ev_write: is EV_WRITE armed? */
 #include <event2/event.h>
 
-/* libevent 2.1 reads at most this much per call (EVBUFFER_MAX_READ, not settable before 2.2):
- * an input at least this long means its last read may have stopped short of the socket's
- * contents. */
-#define PX_IO_LIBEVENT_READ 4096u
 /* One reservation per read. An evbuffer chain holds its header and the data in one
  * allocation rounded up to a power of two: 60 KiB makes 64 KiB blocks, below glibc's mmap
  * threshold (128 KiB), so chains come from the heap and are reused instead of being mmapped,
  * faulted in and unmapped for every read. */
 #define PX_IO_READ_CHUNK (60u * 1024)
 
-size_t px_io_read_more(struct bufferevent *bev, size_t limit)
+/*
+ * libevent's own read callback (bufferevent_readcb) asks FIONREAD before every read and reads
+ * at most 4 KiB; on a keep-alive proxy that is one extra syscall per read and, for bodies,
+ * one loop pass per 4 KiB. px_io re-points the bufferevent's read event at own_readcb, which
+ * reads with recv(2) until the socket is empty or the read high watermark is reached and then
+ * behaves as libevent's does towards the bufferevent: the read callback runs when the input
+ * reaches the low watermark, EOF and errors disable EV_READ and go to the event callback, a
+ * timeout likewise. Everything else stays libevent's: enabling and disabling EV_READ (which
+ * adds and deletes this same event), the watermark suspension (an input callback that
+ * deletes and re-adds it), timeouts, freeing. Only the callback differs.
+ */
+static bool read_all(struct bufferevent *bev, evutil_socket_t fd, size_t limit, short *what)
 {
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t len = evbuffer_get_length(in);
-    if (len < PX_IO_LIBEVENT_READ || len >= limit)
-        return 0;
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    if (fd < 0)
-        return 0;
-    size_t total = 0;
+    bool got = false;
     /* bufferevent_socket keeps the input's end frozen outside its own reads. */
     evbuffer_unfreeze(in, 0);
     while (len < limit) {
         size_t want = limit - len < PX_IO_READ_CHUNK ? limit - len : PX_IO_READ_CHUNK;
         struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1)
-            break;
-        if (v.iov_len > want)
-            v.iov_len = want;
-        struct iovec iov = {.iov_base = v.iov_base, .iov_len = v.iov_len};
-        ssize_t r;
-        do
-            r = readv(fd, &iov, 1);
-        while (r < 0 && errno == EINTR);
-        if (r <= 0) {
-            /* EAGAIN: nothing more. EOF or an error: libevent's next read sees it again
-             * (the fd stays readable) and reports it through the event callback. */
-            evbuffer_commit_space(in, &v, 0);
+        if (evbuffer_reserve_space(in, (ev_ssize_t)want, &v, 1) < 1) {
+            *what = BEV_EVENT_READING | BEV_EVENT_ERROR;
+            errno = ENOMEM;
             break;
         }
+        if (v.iov_len > want)
+            v.iov_len = want;
+        ssize_t r;
+        do
+            r = recv(fd, v.iov_base, v.iov_len, 0);
+        while (r < 0 && errno == EINTR);
+        if (r <= 0) {
+            int saved = errno;
+            evbuffer_commit_space(in, &v, 0);
+            if (r == 0)
+                *what = BEV_EVENT_READING | BEV_EVENT_EOF;
+            else if (saved != EAGAIN && saved != EWOULDBLOCK)
+                *what = BEV_EVENT_READING | BEV_EVENT_ERROR;
+            errno = saved;
+            break;
+        }
+        want = v.iov_len;
         v.iov_len = (size_t)r;
         evbuffer_commit_space(in, &v, 1);
         len += (size_t)r;
-        total += (size_t)r;
+        got = true;
         if ((size_t)r < want)
             break; /* a short read: the socket is empty now, spare the EAGAIN round */
     }
     evbuffer_freeze(in, 0);
-    return total;
+    return got;
+}
+
+static void own_readcb(evutil_socket_t fd, short events, void *arg)
+{
+    struct bufferevent *bev = arg;
+    /* The callbacks below may free bev; the reference keeps it valid until the end here. */
+    bufferevent_incref(bev);
+    short what = 0;
+    if (events & EV_TIMEOUT) {
+        what = BEV_EVENT_READING | BEV_EVENT_TIMEOUT;
+    } else {
+        size_t limit = bev->wm_read.high != 0 ? bev->wm_read.high : SIZE_MAX;
+        if (read_all(bev, fd, limit, &what))
+            bufferevent_trigger(bev, EV_READ, 0);
+    }
+    if (what != 0) {
+        int saved = errno; /* the event callback reads the socket error from errno */
+        bufferevent_disable(bev, EV_READ);
+        errno = saved;
+        bufferevent_trigger_event(bev, what, 0);
+    }
+    bufferevent_decref(bev);
+}
+
+/* Points bev's read event at own_readcb, keeping its pending state and timeout. */
+static void own_reads(struct bufferevent *bev)
+{
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd < 0 || event_get_callback(&bev->ev_read) == own_readcb)
+        return;
+    struct timeval tv;
+    int pending = event_pending(&bev->ev_read, EV_READ | EV_TIMEOUT, &tv);
+    bool timed = (pending & EV_TIMEOUT) != 0;
+    if (pending)
+        event_del(&bev->ev_read);
+    event_assign(&bev->ev_read, bufferevent_get_base(bev), fd, EV_READ | EV_PERSIST | EV_FINALIZE,
+                 own_readcb, bev);
+    if (pending) {
+        struct timeval now, left = {0, 0};
+        if (timed) {
+            evutil_gettimeofday(&now, NULL);
+            if (evutil_timercmp(&tv, &now, >))
+                evutil_timersub(&tv, &now, &left);
+        }
+        event_add(&bev->ev_read, timed ? &left : NULL);
+    }
 }
 
 /*
@@ -140,6 +195,7 @@ struct px_io *px_io_write_first(struct bufferevent *bev)
     if (io == NULL)
         return NULL;
     io->bev = bev;
+    own_reads(bev);
     io->flush_ev = event_new(bufferevent_get_base(bev), -1, 0, flush_cb, io);
     if (io->flush_ev != NULL)
         io->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), out_cb, io);
@@ -150,6 +206,12 @@ struct px_io *px_io_write_first(struct bufferevent *bev)
         return NULL;
     }
     return io;
+}
+
+void px_io_connected(struct px_io *io)
+{
+    if (io != NULL)
+        own_reads(io->bev);
 }
 
 void px_io_free(struct px_io *io)

@@ -3,9 +3,9 @@
  *
  * libevent 2.1 reads at most 4 KiB per loop pass (EVBUFFER_MAX_READ) and asks FIONREAD
  * first, and arms EV_WRITE (epoll_ctl) for every write and disarms it when the output is
- * empty. These helpers read on in large pieces, and write first, arming EV_WRITE only when
- * the kernel did not take everything. Only for bufferevent_socket (never bufferevent_openssl:
- * the bytes on its fd are TLS records).
+ * empty. px_io reads until the socket is empty with one recv(2) per 60 KiB, and writes first,
+ * arming EV_WRITE only when the kernel did not take everything. Only for bufferevent_socket
+ * (never bufferevent_openssl: the bytes on its fd are TLS records).
  */
 #ifndef PX_IO_H
 #define PX_IO_H
@@ -15,11 +15,6 @@
 #include <event2/bufferevent.h>
 
 struct px_io;
-
-/* Reads what the socket holds into bev's input until the input reaches `limit` bytes or the
- * socket has nothing more, when libevent's last read may have left data behind. Returns the
- * bytes read. EOF and errors are left in the socket for libevent's next read to report. */
-size_t px_io_read_more(struct bufferevent *bev, size_t limit);
 
 /* Keeps glibc from returning the body buffers' memory to the kernel after every pass (see
  * px_io.c). Call once at start-up, before the worker threads exist. */
@@ -34,6 +29,12 @@ void px_io_tune_malloc(void);
  * now on. Returns NULL if out of memory: bev then keeps libevent's way, which also works.
  */
 struct px_io *px_io_write_first(struct bufferevent *bev);
+/*
+ * Also from px_io_write_first on: bev's reads are px_io's (see px_io.c), from the moment its
+ * fd is known; a bufferevent that connects (bufferevent_socket_connect assigns the fd and
+ * libevent's read callback anew) calls this once the connection is up.
+ */
+void px_io_connected(struct px_io *io);
 /* Before bufferevent_free(bev). NULL is a no-op. */
 void px_io_free(struct px_io *io);
 

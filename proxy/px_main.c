@@ -4,8 +4,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
-#include <event2/thread.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -49,6 +49,7 @@ int main(int argc, char **argv)
     int rc = 1;
     struct px_worker *workers = NULL;
     unsigned started = 0;
+    int listen_fd = -1;
     SSL_CTX *ssl_ctx = NULL;
     struct cred *creds = NULL;
 
@@ -93,10 +94,8 @@ int main(int argc, char **argv)
             goto out;
     }
 
-    if (evthread_use_pthreads() != 0) {
-        px_log(PX_LOG_ERROR, "libevent thread support unavailable");
-        goto out;
-    }
+    /* No evthread_use_pthreads(): each worker's libevent objects are used by that worker's
+     * thread alone (the main thread stops workers through an eventfd), so no locks. */
     /* Signals are handled by the main thread alone, with sigwait; workers inherit the mask. */
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -106,9 +105,13 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     px_io_tune_malloc();
 
+    listen_fd = px_listen_open(&cfg);
+    if (listen_fd < 0)
+        goto out;
     workers = px_xmalloc(cfg.workers * sizeof(*workers));
     for (unsigned i = 0; i < cfg.workers; i++) {
         workers[i].index = i;
+        workers[i].wake_fd = -1;
         workers[i].cfg = &cfg;
         workers[i].ssl_ctx = ssl_ctx;
         workers[i].creds = creds;
@@ -128,10 +131,11 @@ int main(int argc, char **argv)
         px_log(PX_LOG_INFO, "listening on %s:%u with %u workers, upstream %s",
                cfg.listen_host[0] ? cfg.listen_host : "0.0.0.0", cfg.listen_port, cfg.workers,
                cfg.upstream_tls ? "https" : "http");
-        int sig = 0;
-        sigwait(&sigs, &sig);
-        px_log(PX_LOG_INFO, "signal %d: draining", sig);
-        rc = 0;
+        int sig = px_accept_run(listen_fd, workers, cfg.workers, &sigs);
+        if (sig > 0) {
+            px_log(PX_LOG_INFO, "signal %d: draining", sig);
+            rc = 0;
+        }
     }
     for (unsigned i = 0; i < started; i++)
         px_worker_stop(&workers[i]);
@@ -142,6 +146,8 @@ int main(int argc, char **argv)
 out_workers:
     free(workers);
 out:
+    if (listen_fd >= 0)
+        close(listen_fd);
     cred_unref(creds);
     SSL_CTX_free(ssl_ctx);
     px_config_cleanup(&cfg);

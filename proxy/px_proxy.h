@@ -10,14 +10,16 @@
 #define PX_PROXY_H
 
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <openssl/ssl.h>
 
 #include <llhttp.h>
@@ -61,6 +63,15 @@ struct px_tls_session {
 /* SSL ex_data slot holding the struct px_upstream of a connection (set up by main). */
 extern int px_ssl_upstream_index;
 
+/* A connection accepted by the main thread, waiting for its worker (px_accept.c). */
+struct px_inbox_entry {
+    int fd;
+    socklen_t addr_len;
+    struct sockaddr_storage addr;
+};
+/* Connections that may wait in one worker's inbox; beyond, the main thread closes them. */
+#define PX_INBOX_CAP 256
+
 struct px_worker {
     unsigned index;
     const struct px_config *cfg; /* borrowed, outlives the worker */
@@ -68,8 +79,17 @@ struct px_worker {
     struct cred *creds;          /* borrowed from main; the provider takes its own ref */
     struct event_base *base;
     struct evdns_base *dns;
-    struct evconnlistener *listener;
-    struct event *stop_ev;     /* activated from the main thread on SIGTERM/SIGINT */
+    /* Shared with the main thread (px_accept.c): accepted connections handed over, the stop
+     * request, and the count of connections the balancer goes by. */
+    pthread_mutex_t inbox_mu; /* guards inbox* and stop_requested */
+    struct px_inbox_entry inbox[PX_INBOX_CAP];
+    size_t inbox_head, inbox_count;
+    bool stop_requested;
+    bool inbox_ready;          /* inbox_mu and wake_fd exist */
+    int wake_fd;               /* eventfd: written after a push or the stop request (owned) */
+    atomic_size_t load;        /* connections handed over and not yet closed */
+    struct event *wake_ev;     /* reads wake_fd, takes the inbox */
+    uint64_t conns_accepted;   /* px_conn_accept calls that counted a connection */
     struct event *deadline_ev; /* drain deadline after stop */
     struct event *poll_ev;     /* while draining: are all connections gone? */
     struct event *defer_ev;    /* runs the deferred tasks (px_worker.c, struct cred_io) */
@@ -88,7 +108,6 @@ struct px_worker {
     struct sig_key_cache keys;
     struct px_conn *conns;    /* all live client connections (doubly linked) */
     size_t conn_count;        /* entries in conns */
-    bool accept_paused;       /* listener off: conn_count reached --max-connections */
     struct px_upstream *idle; /* pooled idle upstream connections */
     struct px_tls_session tls_sessions[PX_TLS_SESSIONS];
     unsigned tls_next;
@@ -137,8 +156,24 @@ bool px_worker_init(struct px_worker *w);
 void *px_worker_run(void *arg);
 /* Releases a worker whose init failed or whose thread never ran. */
 void px_worker_release(struct px_worker *w);
-/* From any thread: begin a graceful stop. */
+/* A connection was counted in / removed from w->conn_count (px_conn.c). */
+void px_worker_conn_added(struct px_worker *w);
+void px_worker_conn_removed(struct px_worker *w);
+
+/* px_accept.c. Opens the listening socket; -1 (logged) on failure. */
+int px_listen_open(const struct px_config *cfg);
+/* Worker side of the inbox: created by px_worker_init, released by its cleanup. */
+bool px_inbox_init(struct px_worker *w);
+void px_inbox_cleanup(struct px_worker *w);
+/* Worker thread: moves up to `cap` handed-over connections to `out`; *stop tells whether the
+ * main thread asked for a stop. */
+size_t px_inbox_take(struct px_worker *w, struct px_inbox_entry *out, size_t cap, bool *stop);
+/* From the main thread: begin a graceful stop. */
 void px_worker_stop(struct px_worker *w);
+/* Main thread: accepts on listen_fd and hands each connection to the least loaded worker
+ * below --max-connections, until one of `sigs` arrives (blocked in every thread); returns
+ * its number, or -1 on error. */
+int px_accept_run(int listen_fd, struct px_worker *workers, unsigned n, const sigset_t *sigs);
 
 enum px_state {
     PX_STATE_READ_HEAD = 0,
@@ -176,6 +211,9 @@ struct px_upstream {
     struct px_upstream *next_idle;
     bool connected;
     bool reused;
+    /* The server's close_notify alert arrived (TLS only). With SSL_OP_IGNORE_UNEXPECTED_EOF a
+     * clean and a dirty close both reach us as BEV_EVENT_EOF; this tells them apart. */
+    bool close_notify;
     uint64_t requests;
 };
 

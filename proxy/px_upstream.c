@@ -126,8 +126,20 @@ void px_upstream_tls_sessions_free(struct px_worker *w)
 
 static void make_key(const struct px_conn *conn, char *key, size_t n)
 {
-    snprintf(key, n, "%d|%s|%u|%s|%u", conn->w->cfg->upstream_tls ? 1 : 0, conn->up_host,
-             conn->up_port, conn->connect_host, conn->connect_port);
+    /* Built by hand: this runs for every request, and snprintf showed in profiles. */
+    char port1[PX_DEC_MAX + 1], port2[PX_DEC_MAX + 1];
+    port1[px_fmt_dec(port1, conn->up_port)] = '\0';
+    port2[px_fmt_dec(port2, conn->connect_port)] = '\0';
+    const char *parts[] = {conn->w->cfg->upstream_tls ? "1" : "0", conn->up_host, port1,
+                           conn->connect_host, port2};
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        for (const char *c = parts[i]; *c != '\0' && len + 1 < n; c++)
+            key[len++] = *c;
+        if (i + 1 < sizeof(parts) / sizeof(parts[0]) && len + 1 < n)
+            key[len++] = '|';
+    }
+    key[len] = '\0';
 }
 
 /* Copies an IP literal without URL brackets into out; false for DNS names. */
@@ -220,11 +232,16 @@ static struct sig_slice rslice(const struct px_conn *conn, uint32_t off, uint32_
 
 static bool is_resp_hop_by_hop(struct sig_slice name)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-        "te",         "trailer",    "upgrade",          "content-length"};
+    static const struct sig_slice hop[] = {SIG_SLICE_LIT("connection"),
+                                           SIG_SLICE_LIT("keep-alive"),
+                                           SIG_SLICE_LIT("proxy-connection"),
+                                           SIG_SLICE_LIT("transfer-encoding"),
+                                           SIG_SLICE_LIT("te"),
+                                           SIG_SLICE_LIT("trailer"),
+                                           SIG_SLICE_LIT("upgrade"),
+                                           SIG_SLICE_LIT("content-length")};
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-        if (sig_slice_eq_nocase(name, sig_slice_from_cstr(hop[i])))
+        if (name.len == hop[i].len && sig_slice_eq_nocase(name, hop[i]))
             return true;
     return false;
 }
@@ -249,6 +266,68 @@ static bool list_has(struct sig_slice list, struct sig_slice token)
     return false;
 }
 
+/* Writes into space reserved beforehand for all of it: the response head is one reservation
+ * and one commit on the client's output, not an evbuffer_add per piece. */
+struct head_out {
+    char *p;
+};
+
+static void put(struct head_out *h, const void *s, size_t n)
+{
+    memcpy(h->p, s, n);
+    h->p += n;
+}
+
+#define PUT_LIT(h, s) put((h), (s), sizeof(s) - 1)
+
+static void put_dec(struct head_out *h, uint64_t v)
+{
+    h->p += px_fmt_dec(h->p, v);
+}
+
+/* The upstream's Content-Length header, and the Connection tokens naming more hop-by-hop
+ * headers (RFC 9110 7.6.1). */
+static const struct px_hdr *scan_resp_headers(const struct px_conn *conn,
+                                              struct sig_slice *connection)
+{
+    const struct px_hdr *cl = NULL;
+    *connection = (struct sig_slice){0};
+    for (size_t i = 0; i < conn->resp_hdr_count; i++) {
+        const struct px_hdr *h = &conn->resp_hdrs[i];
+        struct sig_slice name = rslice(conn, h->name_off, h->name_len);
+        if (name.len == 10 && sig_slice_eq_nocase(name, SIG_SLICE_LIT("connection")))
+            *connection = rslice(conn, h->value_off, h->value_len);
+        else if (name.len == 14 && sig_slice_eq_nocase(name, SIG_SLICE_LIT("content-length")))
+            cl = h;
+    }
+    return cl;
+}
+
+/* The body framing towards the client; sets resp_chunked_out / resp_close_delimited. */
+static void put_framing(struct px_conn *conn, llhttp_t *p, const struct px_hdr *cl,
+                        struct head_out *h)
+{
+    int status = conn->status;
+    if (conn->is_head || status == 204 || status == 304) {
+        if (cl != NULL && status != 204) {
+            PUT_LIT(h, "Content-Length: ");
+            put(h, conn->resp_head.ptr + cl->value_off, cl->value_len);
+            PUT_LIT(h, "\r\n");
+        }
+    } else if (p->flags & F_CONTENT_LENGTH) {
+        PUT_LIT(h, "Content-Length: ");
+        put_dec(h, p->content_length);
+        PUT_LIT(h, "\r\n");
+    } else if (conn->http_minor >= 1) {
+        /* chunked or close-delimited upstream: chunked to an HTTP/1.1 client, so the client
+         * connection can stay open and every byte is flushed as it arrives */
+        PUT_LIT(h, "Transfer-Encoding: chunked\r\n");
+        conn->resp_chunked_out = true;
+    } else {
+        conn->resp_close_delimited = true; /* HTTP/1.0 client: end of body is the close */
+    }
+}
+
 static int r_on_headers_complete(llhttp_t *p)
 {
     struct px_conn *conn = rconn(p);
@@ -256,60 +335,45 @@ static int r_on_headers_complete(llhttp_t *p)
     if (status < 200)
         return 0; /* interim (e.g. 100 Continue): not forwarded, the final answer follows */
     conn->status = status;
-    struct evbuffer *out = bufferevent_get_output(conn->client);
-    size_t before = evbuffer_get_length(out);
     struct sig_slice text = rslice(conn, conn->status_off, conn->status_len);
     if (text.len == 0)
         text = sig_slice_from_cstr(px_status_reason(status));
-    evbuffer_add_printf(out, "HTTP/1.1 %d ", status);
-    evbuffer_add(out, text.ptr, text.len);
-    evbuffer_add(out, "\r\n", 2);
-    const struct px_hdr *cl = NULL;
-    struct sig_slice connection = {0};
+    /* Room for the status line (32 bytes besides its text), each header as received (name,
+     * value, ": ", CRLF) and the lines added here (framing, Connection, blank line: < 128). */
+    size_t room = 32 + text.len + conn->resp_head.len + 4 * conn->resp_hdr_count + 128;
+    struct evbuffer *out = bufferevent_get_output(conn->client);
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)room, &v, 1) < 1)
+        return resp_refuse(conn, "out of memory for the response head");
+    struct head_out h = {v.iov_base};
+    PUT_LIT(&h, "HTTP/1.1 ");
+    put_dec(&h, (uint64_t)status);
+    PUT_LIT(&h, " ");
+    put(&h, text.ptr, text.len);
+    PUT_LIT(&h, "\r\n");
+    struct sig_slice connection;
+    const struct px_hdr *cl = scan_resp_headers(conn, &connection);
     for (size_t i = 0; i < conn->resp_hdr_count; i++) {
-        const struct px_hdr *h = &conn->resp_hdrs[i];
-        if (sig_slice_eq_nocase(rslice(conn, h->name_off, h->name_len),
-                                SIG_SLICE_LIT("connection")))
-            connection = rslice(conn, h->value_off, h->value_len);
-    }
-    for (size_t i = 0; i < conn->resp_hdr_count; i++) {
-        const struct px_hdr *h = &conn->resp_hdrs[i];
-        struct sig_slice name = rslice(conn, h->name_off, h->name_len);
-        if (sig_slice_eq_nocase(name, SIG_SLICE_LIT("content-length")))
-            cl = h;
-        /* hop-by-hop, including the headers the upstream named in Connection (RFC 9110 7.6.1) */
-        if (is_resp_hop_by_hop(name) || list_has(connection, name))
+        const struct px_hdr *hd = &conn->resp_hdrs[i];
+        struct sig_slice name = rslice(conn, hd->name_off, hd->name_len);
+        if (is_resp_hop_by_hop(name) || (connection.len != 0 && list_has(connection, name)))
             continue;
-        evbuffer_add(out, name.ptr, name.len);
-        evbuffer_add(out, ": ", 2);
-        evbuffer_add(out, conn->resp_head.ptr + h->value_off, h->value_len);
-        evbuffer_add(out, "\r\n", 2);
+        put(&h, name.ptr, name.len);
+        PUT_LIT(&h, ": ");
+        put(&h, conn->resp_head.ptr + hd->value_off, hd->value_len);
+        PUT_LIT(&h, "\r\n");
     }
-    bool no_body = conn->is_head || status == 204 || status == 304;
-    if (no_body) {
-        if (cl != NULL && status != 204) {
-            evbuffer_add(out, "Content-Length: ", 16);
-            evbuffer_add(out, conn->resp_head.ptr + cl->value_off, cl->value_len);
-            evbuffer_add(out, "\r\n", 2);
-        }
-    } else if (p->flags & F_CONTENT_LENGTH) {
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
-    } else if (conn->http_minor >= 1) {
-        /* chunked or close-delimited upstream: chunked to an HTTP/1.1 client, so the client
-         * connection can stay open and every byte is flushed as it arrives */
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-        conn->resp_chunked_out = true;
-    } else {
-        conn->resp_close_delimited = true; /* HTTP/1.0 client: end of body is the close */
-    }
+    put_framing(conn, p, cl, &h);
     bool keep =
         conn->keep_alive && conn->req_complete && !conn->resp_close_delimited && !conn->w->stopping;
     if (!keep)
-        evbuffer_add(out, "Connection: close\r\n", 19);
+        PUT_LIT(&h, "Connection: close\r\n");
     else if (conn->http_minor == 0)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
-    conn->bytes_out += evbuffer_get_length(out) - before;
+        PUT_LIT(&h, "Connection: keep-alive\r\n");
+    PUT_LIT(&h, "\r\n");
+    v.iov_len = (size_t)(h.p - (char *)v.iov_base);
+    evbuffer_commit_space(out, &v, 1);
+    conn->bytes_out += v.iov_len;
     conn->resp_head_sent = true;
     px_conn_set_state(conn, PX_STATE_STREAM_BODY);
     px_conn_arm_timer(conn, conn->w->cfg->upstream_idle_timeout_ms);
@@ -321,9 +385,11 @@ static int r_on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct px_conn *conn = rconn(p);
     if (conn->resp_chunked_out) {
-        char size[24];
-        int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-        px_conn_client_write(conn, size, (size_t)n);
+        char size[PX_HEX_MAX + 2];
+        size_t n = px_fmt_hex(size, len);
+        size[n++] = '\r';
+        size[n++] = '\n';
+        px_conn_client_write(conn, size, n);
         px_conn_client_write(conn, at, len);
         px_conn_client_write(conn, "\r\n", 2);
     } else {
@@ -401,6 +467,24 @@ static void feed_response(struct px_conn *conn)
 }
 
 /*
+ * A close-delimited body ended by a TLS close without close_notify. The client must not take
+ * it for complete: an HTTP/1.1 client (re-chunked) gets no last chunk, and an HTTP/1.0 client,
+ * whose body also ends at the close, gets a reset (SO_LINGER 0) instead of a clean FIN.
+ */
+static void truncated_at_eof(struct px_conn *conn)
+{
+    if (conn->resp_close_delimited && conn->client != NULL) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        int fd = bufferevent_getfd(conn->client);
+        if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) != 0)
+            px_log(PX_LOG_DEBUG, "%s: SO_LINGER: %s", conn->peer, strerror(errno));
+    }
+    px_conn_fail(conn, PX_ERR_UPSTREAM_PROTOCOL,
+                 "upstream %s closed TLS without close_notify mid-response: body may be truncated",
+                 conn->up_host);
+}
+
+/*
  * The upstream closed (conn->resp_up_eof). Whatever it sent before closing may still wait in
  * the input buffer, held back by client backpressure: the end of the response is decided only
  * once all of it has gone through the parser, so a close-delimited body loses no bytes.
@@ -415,6 +499,12 @@ static void finish_at_eof(struct px_conn *conn)
     /* A close-delimited body completes here (on_message_complete pauses, so llhttp_finish
      * then returns HPE_PAUSED); any other framing cut short is an error. */
     (void)llhttp_finish(&conn->resp_parser);
+    if (conn->resp_complete && conn->up->ssl != NULL && !conn->up->close_notify) {
+        /* Close-delimited over TLS: only close_notify proves the end of the body; a bare TCP
+         * close may be a cut connection or a truncation attack (RFC 8446 6.1, RFC 9112 9.8). */
+        truncated_at_eof(conn);
+        return;
+    }
     if (conn->resp_complete) {
         response_complete(conn);
         return;
@@ -705,6 +795,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     if (what & BEV_EVENT_CONNECTED) {
         up->connected = true;
+        px_io_connected(up->io);
         /* The head and the body go out as separate writes; without TCP_NODELAY the second
          * waits for the peer's delayed ACK (~40 ms). */
         int one = 1;
@@ -768,8 +859,6 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         conn->stall_out_len = 0;
         px_conn_arm_timer(conn, conn->w->cfg->upstream_idle_timeout_ms);
     }
-    if (up->ssl == NULL)
-        px_io_read_more(bev, PX_HIGH_WATERMARK);
     feed_response(conn);
 }
 
@@ -783,6 +872,16 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
     if (conn->state == PX_STATE_SEND_REQ)
         px_conn_arm_timer(conn, conn->w->cfg->upstream_idle_timeout_ms);
     px_upstream_pump_body(conn);
+}
+
+/* Records the server's close_notify: OpenSSL reports every alert it reads here. */
+static void tls_info_cb(const SSL *ssl, int where, int ret)
+{
+    if ((where & SSL_CB_READ_ALERT) != SSL_CB_READ_ALERT || (ret & 0xff) != SSL_AD_CLOSE_NOTIFY)
+        return;
+    struct px_upstream *up = SSL_get_ex_data(ssl, px_ssl_upstream_index);
+    if (up != NULL)
+        up->close_notify = true;
 }
 
 static void start_connection(struct px_conn *conn, bool fresh)
@@ -849,11 +948,15 @@ static void start_connection(struct px_conn *conn, bool fresh)
         if (up->bev == NULL)
             SSL_free(ssl);
         else {
-            /* Many servers close without close_notify; the HTTP framing says when a
-             * response is complete, so a missing close_notify is not a truncation. OpenSSL 3
-             * reports such a close as a protocol error (SSL_ERROR_SSL), which libevent's
-             * dirty-shutdown allowance does not cover; this option makes it a plain EOF. */
+            /* Many servers close without close_notify, idle pooled connections above all.
+             * OpenSSL 3 reports such a close as a fatal protocol error (SSL_ERROR_SSL, which
+             * libevent's dirty-shutdown allowance does not cover: BEV_EVENT_ERROR), and the
+             * fatal error also marks the cached session not resumable. This option makes it
+             * a plain EOF instead; a length- or chunk-framed response says itself whether it
+             * is complete, and for a close-delimited one finish_at_eof asks whether
+             * close_notify arrived (tls_info_cb), which the option hides from SSL_get_shutdown. */
             SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+            SSL_set_info_callback(ssl, tls_info_cb);
             bufferevent_openssl_set_allow_dirty_shutdown(up->bev, 1);
         }
     } else {

@@ -1,27 +1,23 @@
-/* px_worker.c: one worker thread: event loop, SO_REUSEPORT listener, graceful stop. */
+/* px_worker.c: one worker thread: event loop, connections from its inbox, graceful stop. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <event2/thread.h>
+#include <unistd.h>
 
 #include "px_proxy.h"
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-                      void *arg)
+void px_worker_conn_added(struct px_worker *w)
 {
-    (void)l;
-    struct px_worker *w = arg;
-    px_conn_accept(w, fd, sa, len);
+    w->conn_count++;
+    w->conns_accepted++;
 }
 
-static void accept_error_cb(struct evconnlistener *l, void *arg)
+void px_worker_conn_removed(struct px_worker *w)
 {
-    (void)l;
-    struct px_worker *w = arg;
-    int e = EVUTIL_SOCKET_ERROR();
-    /* EMFILE and friends: keep running; the listener retries on the next readiness. */
-    px_log(PX_LOG_ERROR, "worker %u: accept failed: %s", w->index,
-           evutil_socket_error_to_string(e));
+    w->conn_count--;
+    atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
 }
 
 /*
@@ -106,18 +102,9 @@ static void poll_drained_cb(evutil_socket_t fd, short what, void *arg)
     maybe_finish_drain(arg);
 }
 
-static void stop_cb(evutil_socket_t fd, short what, void *arg)
+static void begin_stop(struct px_worker *w)
 {
-    (void)fd;
-    (void)what;
-    struct px_worker *w = arg;
-    if (w->stopping)
-        return;
     w->stopping = true;
-    if (w->listener != NULL) {
-        evconnlistener_free(w->listener);
-        w->listener = NULL;
-    }
     /* Idle keep-alive connections have nothing to drain. */
     for (struct px_conn *c = w->conns; c; c = c->next)
         if (c->state == PX_STATE_READ_HEAD && !c->head_started)
@@ -133,6 +120,38 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
         event_add(poll, &p);
         w->poll_ev = poll; /* freed by worker_cleanup */
     }
+}
+
+/* The main thread handed over connections, or asked this worker to stop (px_accept.c). */
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct px_worker *w = arg;
+    uint64_t n;
+    if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        px_log(PX_LOG_ERROR, "worker %u: wake-up read failed: %s", w->index, strerror(errno));
+    struct px_inbox_entry batch[16];
+    bool stop = false;
+    size_t got;
+    while ((got = px_inbox_take(w, batch, 16, &stop)) > 0) {
+        for (size_t i = 0; i < got; i++) {
+            if (w->stopping || stop) {
+                close(batch[i].fd); /* arrived as the stop did: never served */
+                atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+                continue;
+            }
+            uint64_t before = w->conns_accepted;
+            px_conn_accept(w, batch[i].fd, (struct sockaddr *)&batch[i].addr,
+                           (int)batch[i].addr_len);
+            if (w->conns_accepted == before) /* refused for want of memory: never counted */
+                atomic_fetch_sub_explicit(&w->load, 1, memory_order_relaxed);
+            else
+                px_log(PX_LOG_DEBUG, "worker %u: took a connection (%zu open)", w->index,
+                       w->conn_count);
+        }
+    }
+    if (stop && !w->stopping)
+        begin_stop(w);
 }
 
 bool px_worker_init(struct px_worker *w)
@@ -162,30 +181,16 @@ bool px_worker_init(struct px_worker *w)
         px_log(PX_LOG_ERROR, "worker %u: cannot create a DNS resolver", w->index);
         return false;
     }
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss);
-    char addr[96];
-    const char *host = cfg->listen_host[0] ? cfg->listen_host : "0.0.0.0";
-    if (strchr(host, ':'))
-        snprintf(addr, sizeof(addr), "[%s]:%u", host, cfg->listen_port);
-    else
-        snprintf(addr, sizeof(addr), "%s:%u", host, cfg->listen_port);
-    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
-        px_log(PX_LOG_ERROR, "cannot parse listen address %s", addr);
+    /* The main thread reaches a worker only through its inbox and eventfd (px_accept.c):
+     * libevent then needs no locks (evthread), which would otherwise be taken around every
+     * event and bufferevent operation of every request. */
+    if (!px_inbox_init(w))
+        return false;
+    w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, wake_cb, w);
+    if (w->wake_ev == NULL || event_add(w->wake_ev, NULL) != 0) {
+        px_log(PX_LOG_ERROR, "worker %u: cannot watch its wake-up eventfd", w->index);
         return false;
     }
-    /* SO_REUSEPORT: each worker has its own accept queue; the kernel spreads connections. */
-    w->listener = evconnlistener_new_bind(w->base, accept_cb, w,
-                                          LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
-                                              LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                                          1024, (struct sockaddr *)&ss, sslen);
-    if (w->listener == NULL) {
-        int e = EVUTIL_SOCKET_ERROR();
-        px_log(PX_LOG_ERROR, "cannot listen on %s: %s", addr, evutil_socket_error_to_string(e));
-        return false;
-    }
-    evconnlistener_set_error_cb(w->listener, accept_error_cb);
-    w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
     w->defer_ev = event_new(w->base, -1, 0, defer_cb, w);
     w->deadline_ev = evtimer_new(w->base, deadline_cb, w);
     w->sign_cap = px_sign_header_cap(cfg);
@@ -201,13 +206,7 @@ bool px_worker_init(struct px_worker *w)
     sig_key_cache_init(&w->keys);
     struct cred_io io = {.ctx = w, .defer = io_defer};
     w->provider = cred_provider_new_static(&io, w->creds, CRED_ERR_NOT_FOUND);
-    return w->stop_ev != NULL && w->deadline_ev != NULL && w->defer_ev != NULL;
-}
-
-void px_worker_stop(struct px_worker *w)
-{
-    if (w->stop_ev != NULL)
-        event_active(w->stop_ev, 0, 0);
+    return w->deadline_ev != NULL && w->defer_ev != NULL;
 }
 
 static void worker_cleanup(struct px_worker *w)
@@ -220,15 +219,13 @@ static void worker_cleanup(struct px_worker *w)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
     px_upstream_pool_free(w);
     px_upstream_tls_sessions_free(w);
-    if (w->listener)
-        evconnlistener_free(w->listener);
-    w->listener = NULL;
     if (w->poll_ev)
         event_free(w->poll_ev);
     w->poll_ev = NULL;
-    if (w->stop_ev)
-        event_free(w->stop_ev);
-    w->stop_ev = NULL;
+    if (w->wake_ev)
+        event_free(w->wake_ev);
+    w->wake_ev = NULL;
+    px_inbox_cleanup(w);
     if (w->deadline_ev)
         event_free(w->deadline_ev);
     w->deadline_ev = NULL;

@@ -248,17 +248,31 @@ void sig_v4a_key_public(const struct sig_v4a_key *key, uint8_t x[SIG_V4A_COORD_L
     copy_bytes(y, key->y, SIG_V4A_COORD_LEN);
 }
 
-/* ECDSA sign or verify of a precomputed SHA-256 digest; the context is created per call so
- * that one key can serve several threads at once. */
+/* EVP_PKEY_sign_init or EVP_PKEY_verify_init */
+typedef int ecdsa_init_fn(EVP_PKEY_CTX *ctx);
+
+/* A context for ECDSA over a precomputed SHA-256 digest with pkey, set up by init; NULL on
+ * failure (the caller clears the error queue). It is created per call so that one key can
+ * serve several threads at once; the caller frees it. */
+static EVP_PKEY_CTX *ecdsa_sha256_ctx(EVP_PKEY *pkey, ecdsa_init_fn *init)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    if (ctx != NULL && (init(ctx) != 1 || EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1)) {
+        EVP_PKEY_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
+/* ECDSA signature of a precomputed SHA-256 digest. */
 static enum sig_err sign_digest(EVP_PKEY *pkey, const uint8_t digest[SIG_SHA256_LEN],
                                 uint8_t der[SIG_V4A_MAX_DER], size_t *der_len)
 {
     enum sig_err err = SIG_ERR_CRYPTO;
     size_t len = SIG_V4A_MAX_DER;
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-    if (ctx == NULL || EVP_PKEY_sign_init(ctx) != 1 ||
-        EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1 ||
-        EVP_PKEY_sign(ctx, der, &len, digest, SIG_SHA256_LEN) != 1 || len > SIG_V4A_MAX_DER)
+    EVP_PKEY_CTX *ctx = ecdsa_sha256_ctx(pkey, EVP_PKEY_sign_init);
+    if (ctx == NULL || EVP_PKEY_sign(ctx, der, &len, digest, SIG_SHA256_LEN) != 1 ||
+        len > SIG_V4A_MAX_DER)
         goto out;
     *der_len = len;
     err = SIG_OK;
@@ -326,10 +340,8 @@ enum sig_err sig_v4a_verify(const uint8_t x[SIG_V4A_COORD_LEN], const uint8_t y[
     sig_sha256(msg, n, digest);
     /* OpenSSL's ECDSA verify re-encodes the parsed signature and rejects any DER that is not
      * byte-for-byte canonical, so trailing garbage or padded integers fail here. */
-    ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-    if (ctx == NULL || EVP_PKEY_verify_init(ctx) != 1 ||
-        EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1 ||
-        EVP_PKEY_verify(ctx, der, der_len, digest, sizeof(digest)) != 1)
+    ctx = ecdsa_sha256_ctx(pkey, EVP_PKEY_verify_init);
+    if (ctx == NULL || EVP_PKEY_verify(ctx, der, der_len, digest, sizeof(digest)) != 1)
         goto out;
     err = SIG_OK;
 out:

@@ -330,6 +330,35 @@ def test_stream_behaviour_framings(stub, pki, framing):
     assert (r.body_len, r.body_sha256) == (size, data.sha256(size, seed=5))
 
 
+@pytest.mark.parametrize("tls_close", ["notify", "dirty"])
+def test_stream_close_ends_tls_with_or_without_close_notify(stub, pki, tls_close):
+    """A close-delimited Stream ends TLS with close_notify ("notify") or by closing the
+    socket without it ("dirty"); a client that does not forgive ragged EOFs tells them apart."""
+    size = 100 * 1024 + 3
+    stub.on(B.Stream(size, framing="close", seed=6, tls_close=tls_close), path="/end")
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # Python sets it by default
+    raw = socket.create_connection(("127.0.0.1", stub.port), timeout=10)
+    with ctx.wrap_socket(raw, server_hostname=C.S3_HOST, suppress_ragged_eofs=False) as s:
+        head = ["GET /end HTTP/1.1"] + [f"{k}: {v}" for k, v in
+                                         botocore_sign("GET", C.S3_HOST, "/end")]
+        s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        got, ending = bytearray(), None
+        while ending is None and len(got) < 2 * size:
+            try:
+                d = s.recv(65536)
+            except ssl.SSLError as e:  # SSLEOFError, or this reason on Python 3.11
+                assert isinstance(e, ssl.SSLEOFError) or e.reason == "UNEXPECTED_EOF_WHILE_READING"
+                ending = "dirty"
+                break
+            if not d:
+                ending = "notify"
+            got += d
+    assert ending == tls_close
+    body = bytes(got).split(b"\r\n\r\n", 1)[1]
+    assert (len(body), hashlib.sha256(body).hexdigest()) == (size, data.sha256(size, seed=6))
+
+
 def test_head_204_304_behaviours(stub, pki):
     stub.on(B.Stream(12345), path="/head")
     stub.on(B.Respond(204), path="/nocontent")

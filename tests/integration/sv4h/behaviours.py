@@ -79,14 +79,20 @@ class Stream(Handler):
     """A generated response body of `size` bytes (data.blocks(seed)).
 
     framing: "content-length", "chunked" or "close" (no length, end by closing).
+    tls_close: how a "close" body ends over TLS: "notify" (close_notify, a clean end) or
+    "dirty" (the socket closed without close_notify: a truncation, as far as TLS can tell).
     first_byte_delay_s: wait before the status line. interval_s: pause between pieces of
     `piece` bytes (a trickle). sndbuf: shrink the socket send buffer so the stub feels the
     proxy's backpressure quickly. Progress is in .sent (body bytes) and .done.
     """
 
     def __init__(self, size, framing="content-length", seed=7, piece=1 << 18,
-                 first_byte_delay_s=0.0, interval_s=0.0, sndbuf=None, status=200, headers=()):
+                 first_byte_delay_s=0.0, interval_s=0.0, sndbuf=None, status=200, headers=(),
+                 tls_close="notify"):
+        if tls_close not in ("notify", "dirty"):
+            raise ValueError(tls_close)
         self.size, self.framing, self.seed, self.piece = size, framing, seed, piece
+        self.tls_close = tls_close
         self.first_byte_delay_s, self.interval_s, self.sndbuf = first_byte_delay_s, interval_s, sndbuf
         self.status, self.headers = status, list(headers)
         self.sent = 0
@@ -128,7 +134,10 @@ class Stream(Handler):
                 if self.framing == "chunked":
                     w.raw(b"0\r\n\r\n")
             if self.framing == "close":
-                w.hard_close()
+                if self.tls_close == "notify":
+                    w.close_notify()
+                else:
+                    w.hard_close()
         except OSError as e:
             self.error = str(e)
             raise

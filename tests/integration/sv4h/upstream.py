@@ -253,7 +253,20 @@ class Writer:
             pass
         self.hard_close()
 
+    def close_notify(self, wait_s=1.0):
+        """End TLS cleanly: send close_notify (ssl unwrap), then close. unwrap also waits for
+        the peer's close_notify, which a proxy may never send (it just closes), so that wait
+        is bounded by `wait_s`. On a plain socket this is hard_close."""
+        if isinstance(self.sock, ssl.SSLSocket):
+            try:
+                self.sock.settimeout(wait_s)
+                self.sock.unwrap()
+            except (OSError, ValueError):
+                pass
+        self.hard_close()
+
     def hard_close(self):
+        """Close the socket; over TLS without close_notify (an unclean TLS close)."""
         self.closed = True
         try:
             self.sock.close()
