@@ -25,6 +25,16 @@ const char *cred_err_str(enum cred_err err)
         return "credentials are incomplete (access key id or secret missing)";
     case CRED_ERR_TOO_LONG:
         return "a credential value is too long";
+    case CRED_ERR_UNSUPPORTED:
+        return "the profile uses a credential source sigv4d does not support yet";
+    case CRED_ERR_NO_PROFILE:
+        return "the profile is in neither the config nor the credentials file";
+    case CRED_ERR_FILE_UNREADABLE:
+        return "a shared config or credentials file cannot be read";
+    case CRED_ERR_FILE_LIMIT:
+        return "a shared config or credentials file is over a limit";
+    case CRED_ERR_FILE_SYNTAX:
+        return "a shared config or credentials file is malformed";
     }
     return "unknown credential error";
 }

@@ -21,6 +21,12 @@ enum cred_err {
     CRED_ERR_NOT_FOUND = 200, /* this source has no credentials */
     CRED_ERR_INVALID = 201,   /* credentials present but malformed (e.g. key without secret) */
     CRED_ERR_TOO_LONG = 202,  /* a value is longer than CRED_MAX_VALUE */
+    /* The shared config and credentials files (providers/profile.h). */
+    CRED_ERR_UNSUPPORTED = 203,     /* the profile uses a source sigv4d does not support yet */
+    CRED_ERR_NO_PROFILE = 204,      /* the selected profile is in neither file */
+    CRED_ERR_FILE_UNREADABLE = 205, /* a file exists but cannot be read */
+    CRED_ERR_FILE_LIMIT = 206,      /* a file is over a size, line or count limit */
+    CRED_ERR_FILE_SYNTAX = 207,     /* a file is malformed */
 };
 
 /* A fixed message per code; never contains input. */

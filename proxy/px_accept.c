@@ -72,7 +72,7 @@ bool px_inbox_init(struct px_worker *w)
     return true;
 }
 
-static void wake(struct px_worker *w)
+void px_worker_wake(struct px_worker *w)
 {
     uint64_t one = 1;
     if (write(w->wake_fd, &one, sizeof(one)) != sizeof(one))
@@ -94,7 +94,7 @@ static bool inbox_push(struct px_worker *w, int fd, const struct sockaddr_storag
     }
     pthread_mutex_unlock(&w->inbox_mu);
     if (ok)
-        wake(w);
+        px_worker_wake(w);
     return ok;
 }
 
@@ -118,7 +118,7 @@ void px_worker_stop(struct px_worker *w)
     pthread_mutex_lock(&w->inbox_mu);
     w->stop_requested = true;
     pthread_mutex_unlock(&w->inbox_mu);
-    wake(w);
+    px_worker_wake(w);
 }
 
 void px_inbox_cleanup(struct px_worker *w)

@@ -69,7 +69,7 @@ static const struct flag flags[] = {
     {F_NAME, "name", 0, "SERVICE", "signing name of the service (default: inferred from host)"},
     {F_REGION, "region", 0, "REGION",
      "signing region (default: inferred from host, then "
-     "AWS_REGION, AWS_DEFAULT_REGION, us-east-1)"},
+     "AWS_REGION, AWS_DEFAULT_REGION, the AWS_PROFILE's region, us-east-1)"},
     {F_HOST, "host", 0, "HOST[:PORT]",
      "fixed upstream host (default: the request's Host or "
      "absolute-form authority, if allowed)"},
@@ -130,10 +130,13 @@ static const struct flag flags[] = {
 
 void px_config_usage(FILE *f)
 {
-    fputs("usage: sigv4d [flags]\n"
-          "A SigV4 signing reverse proxy for AWS APIs: plain HTTP/1.1 in, signed HTTPS out.\n"
-          "Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.\n\nflags:\n",
-          f);
+    fputs(
+        "usage: sigv4d [flags]\n"
+        "A SigV4 signing reverse proxy for AWS APIs: plain HTTP/1.1 in, signed HTTPS out.\n"
+        "Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; else the\n"
+        "static keys of profile AWS_PROFILE (default \"default\") in AWS_SHARED_CREDENTIALS_FILE\n"
+        "(~/.aws/credentials) or AWS_CONFIG_FILE (~/.aws/config).\n\nflags:\n",
+        f);
     for (size_t i = 0; i < NFLAGS; i++) {
         char left[64];
         if (flags[i].short_name)
@@ -432,9 +435,8 @@ static bool parse_connect_to(struct px_connect_to *ct, const char *v)
     return true;
 }
 
-static bool is_scope_part(const char *v)
+static bool is_scope_slice(struct sig_slice s)
 {
-    struct sig_slice s = sig_slice_from_cstr(v);
     if (s.len == 0 || s.len > 63)
         return false;
     for (size_t i = 0; i < s.len; i++) {
@@ -444,6 +446,11 @@ static bool is_scope_part(const char *v)
             return false;
     }
     return true;
+}
+
+static bool is_scope_part(const char *v)
+{
+    return is_scope_slice(sig_slice_from_cstr(v));
 }
 
 static bool apply_flag(struct px_config *cfg, const struct flag *f, const char *v, int argc,
@@ -662,9 +669,23 @@ static void set_defaults(struct px_config *cfg)
     const char *region = getenv("AWS_REGION");
     if (region == NULL || !is_scope_part(region))
         region = getenv("AWS_DEFAULT_REGION");
-    if (region == NULL || !is_scope_part(region))
+    cfg->fallback_region_from_env = region != NULL && is_scope_part(region);
+    if (!cfg->fallback_region_from_env)
         region = "us-east-1";
     cfg->fallback_region = sig_slice_from_cstr(region);
+}
+
+bool px_config_set_profile_region(struct px_config *cfg, struct sig_slice region)
+{
+    if (cfg->fallback_region_from_env)
+        return true; /* AWS_REGION and AWS_DEFAULT_REGION come before the profile */
+    if (!is_scope_slice(region) || region.len >= sizeof(cfg->profile_region))
+        return false;
+    for (size_t i = 0; i < region.len; i++)
+        cfg->profile_region[i] = (char)region.ptr[i];
+    cfg->profile_region[region.len] = '\0';
+    cfg->fallback_region = sig_slice_from_cstr(cfg->profile_region);
+    return true;
 }
 
 bool px_config_parse(struct px_config *cfg, int argc, char **argv, char *err, size_t err_len)

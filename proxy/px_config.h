@@ -39,7 +39,9 @@ struct px_config {
 
     struct sig_slice service;         /* --name; empty: inferred from the host */
     struct sig_slice region;          /* --region; empty: inferred, then the fallback */
-    struct sig_slice fallback_region; /* AWS_REGION, AWS_DEFAULT_REGION, or us-east-1 */
+    struct sig_slice fallback_region; /* AWS_REGION, AWS_DEFAULT_REGION, profile, us-east-1 */
+    bool fallback_region_from_env;    /* AWS_REGION or AWS_DEFAULT_REGION set it */
+    char profile_region[64];          /* storage for the profile's region (NUL-terminated) */
     struct sig_slice host;      /* --host HOST[:PORT]: the fixed upstream; empty: from request */
     struct sig_slice sign_host; /* --sign-host: Host header sent and signed */
     bool upstream_tls;          /* --upstream-url-scheme https (default) or http */
@@ -85,6 +87,12 @@ struct px_config {
  */
 bool px_config_parse(struct px_config *cfg, int argc, char **argv, char *err, size_t err_len);
 void px_config_cleanup(struct px_config *cfg);
+/*
+ * The region of the selected profile (AWS_PROFILE) from the shared config file, used as the
+ * fallback only when neither AWS_REGION nor AWS_DEFAULT_REGION gave one. The value is copied.
+ * Returns false, leaving cfg unchanged, if it is not a valid region.
+ */
+bool px_config_set_profile_region(struct px_config *cfg, struct sig_slice region);
 void px_config_usage(FILE *f);
 
 /* True if host (lowercase, no port) matches one allow-list pattern: "*.suffix" matches any

@@ -647,6 +647,7 @@ static void free_cb(evutil_socket_t fd, short what, void *arg)
     if (conn->spool_fd >= 0)
         close(conn->spool_fd);
     cred_unref(conn->creds);
+    px_hash_abandon(conn);
     sig_chunk_signer_cleanup(&conn->chunk_signer);
     free(conn->head_mem);
     free(conn->hdrs);

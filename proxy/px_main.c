@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "profile.h"
 #include "px_io.h"
 #include "px_proxy.h"
 
@@ -40,6 +41,55 @@ static SSL_CTX *make_ssl_ctx(const struct px_config *cfg)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
     return ctx;
+}
+
+/*
+ * The shared config and credentials files, read once at start-up when the environment leaves
+ * something open: the region (after AWS_REGION and AWS_DEFAULT_REGION, before us-east-1) and,
+ * if the environment has no keys (*cerr == CRED_ERR_NOT_FOUND), the profile's static keys.
+ * Returns false after printing one line when sigv4d must not start: a malformed or unreadable
+ * file, a profile named by AWS_PROFILE that does not exist, or a profile whose credentials
+ * sigv4d cannot use (so that it never silently signs with nothing).
+ */
+static bool use_shared_files(struct px_config *cfg, struct cred **creds, enum cred_err *cerr)
+{
+    struct prof_paths paths;
+    struct prof_set *set = NULL;
+    char msg[512];
+    if (prof_paths_from_env(&paths) != CRED_OK) {
+        fprintf(stderr, "sigv4d: AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE or AWS_PROFILE "
+                        "is too long\n");
+        return false;
+    }
+    if (prof_set_load(&paths, &set, msg, sizeof(msg)) != CRED_OK) {
+        fprintf(stderr, "sigv4d: %s\n", msg);
+        return false;
+    }
+    struct sig_slice profile = sig_slice_from_cstr(paths.profile);
+    struct sig_slice region = prof_get(set, profile, SIG_SLICE_LIT("region"));
+    if (region.len != 0 && !px_config_set_profile_region(cfg, region))
+        px_log(PX_LOG_ERROR, "profile %s: region is not a valid region name: ignored",
+               paths.profile);
+    bool ok = true;
+    if (*creds == NULL && *cerr == CRED_ERR_NOT_FOUND) {
+        enum cred_err e = cred_from_profile(set, profile, creds, msg, sizeof(msg));
+        if (e == CRED_OK) {
+            char id[8];
+            cred_redacted_id(*creds, id);
+            px_log(PX_LOG_INFO, "credentials from profile %s (shared files), access key %s",
+                   paths.profile, id);
+            *cerr = CRED_OK;
+        } else if (e == CRED_ERR_NOT_FOUND ||
+                   (e == CRED_ERR_NO_PROFILE && !paths.profile_from_env)) {
+            /* No keys anywhere: serve 503s, as without the files (the log says why). */
+        } else {
+            fprintf(stderr, "sigv4d: %s%s\n", msg,
+                    e == CRED_ERR_NO_PROFILE ? " (AWS_PROFILE)" : "");
+            ok = false;
+        }
+    }
+    prof_set_free(set);
+    return ok;
 }
 
 int main(int argc, char **argv)
@@ -79,12 +129,18 @@ int main(int argc, char **argv)
         char id[8];
         cred_redacted_id(creds, id);
         px_log(PX_LOG_INFO, "credentials from the environment, access key %s", id);
-    } else {
+    }
+    /* The shared files only when needed: with keys and a region in the environment (or
+     * --region) a broken ~/.aws/config cannot stop sigv4d. */
+    if ((cerr == CRED_ERR_NOT_FOUND || (cfg.region.len == 0 && !cfg.fallback_region_from_env)) &&
+        !use_shared_files(&cfg, &creds, &cerr))
+        goto out;
+    if (cerr != CRED_OK) {
         /* Keep serving: every request gets 503 with the reason, which is easier to diagnose
          * from a client than a proxy that refuses to start. */
         px_log(PX_LOG_ERROR,
-               "no usable credentials in the environment (%s): requests will "
-               "get 503",
+               "no usable credentials in the environment or the shared files (%s): requests "
+               "will get 503",
                cred_err_str(cerr));
     }
 

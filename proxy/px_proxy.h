@@ -29,6 +29,7 @@
 #include "px_config.h"
 #include "px_endpoint.h"
 #include "px_frame.h"
+#include "px_hash.h"
 #include "sig_chunked.h"
 #include "sig_sha256.h"
 #include "sig_sign.h"
@@ -46,8 +47,6 @@
 #define PX_SPOOL_READ_BYTES (64u * 1024)
 /* aws-chunked chunk size: what the AWS SDKs use; each chunk is signed once it is complete. */
 #define PX_AWS_CHUNK_BYTES (64u * 1024)
-/* Segments an aws-chunked chunk is hashed from in place (more: gathered first). */
-#define PX_CHUNK_SEGS 64
 
 struct px_conn;
 struct px_upstream;
@@ -110,6 +109,7 @@ struct px_worker {
     size_t conn_count;        /* entries in conns */
     struct px_upstream *idle; /* pooled idle upstream connections */
     struct px_tls_session tls_sessions[PX_TLS_SESSIONS];
+    struct px_hasher hasher; /* aws-chunked hashing thread, started on first use */
     unsigned tls_next;
     bool stopping;
     bool start_failed;
@@ -168,6 +168,8 @@ void px_inbox_cleanup(struct px_worker *w);
 /* Worker thread: moves up to `cap` handed-over connections to `out`; *stop tells whether the
  * main thread asked for a stop. */
 size_t px_inbox_take(struct px_worker *w, struct px_inbox_entry *out, size_t cap, bool *stop);
+/* From any thread: wake the worker (its inbox and its hasher's done list are looked at). */
+void px_worker_wake(struct px_worker *w);
 /* From the main thread: begin a graceful stop. */
 void px_worker_stop(struct px_worker *w);
 /* Main thread: accepts on listen_fd and hands each connection to the least loaded worker
@@ -279,6 +281,12 @@ struct px_conn {
     struct sig_chunk_signer chunk_signer; /* PX_BODY_AWS_CHUNKED: holds kSigning, wiped */
     uint64_t chunked_sent;                /* decoded bytes framed and queued upstream */
     bool chunked_final_sent;
+    /* aws-chunked chunks out for hashing (px_hash.c), oldest first */
+    struct px_hash_job *hq_head, *hq_tail;
+    unsigned hq_count;
+    uint64_t hq_bytes;            /* decoded bytes in those jobs */
+    struct px_conn *hq_pump_next; /* px_hasher_collect's list of connections to pump */
+    bool hq_pump_listed;
     bool req_head_sent;
     bool req_body_sent;
     bool retried;

@@ -649,6 +649,7 @@ void px_request_reset(struct px_conn *conn)
     conn->spool_fd = -1;
     conn->spool_len = conn->spool_sent = 0;
     conn->req_head_sent = conn->req_body_sent = conn->retried = conn->sent_100 = false;
+    px_hash_abandon(conn);
     sig_chunk_signer_cleanup(&conn->chunk_signer);
     conn->chunked_sent = 0;
     conn->chunked_final_sent = false;

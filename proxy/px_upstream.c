@@ -538,69 +538,102 @@ static void request_sent(struct px_conn *conn)
 }
 
 /*
- * Frames every complete chunk waiting in conn->body as aws-chunked: the chunk is hashed where
- * it lies (its evbuffer segments), signed, and moved (not copied) to the upstream output
- * between its header and CRLF. The last data chunk is whatever remains once the whole
- * Content-Length has arrived; then the signed zero-length chunk ends the body.
+ * aws-chunked. The body's chunks are hashed on the worker's hasher thread (px_hash.c) while
+ * more arrive; back on the loop, each is signed in order (one HMAC over its hash, chaining
+ * from the previous signature) and its bytes are moved, not copied, upstream between its
+ * header and CRLF. The last data chunk is whatever remains of the Content-Length; then the
+ * signed zero-length chunk ends the body.
  */
+
+/* Frames one chunk: header with its signature, the bytes moved from src (none for the final
+ * chunk, which ends with the empty trailer section instead), CRLF. */
+static bool frame_chunk(struct px_conn *conn, struct evbuffer *out, size_t n,
+                        const uint8_t hash[SIG_SHA256_LEN], struct evbuffer *src)
+{
+    char sig[SIG_SHA256_HEX_LEN + 1];
+    uint8_t hdr_mem[SIG_CHUNK_HEADER_MAX + 2];
+    struct sig_buf hdr;
+    sig_buf_init(&hdr, hdr_mem, sizeof(hdr_mem));
+    enum sig_err e = sig_chunk_sign(&conn->chunk_signer, n, hash, sig);
+    if (e == SIG_OK)
+        e = sig_chunk_header(&hdr, n, (struct sig_slice){(const uint8_t *)sig, 64});
+    if (e == SIG_OK && n == 0)
+        e = sig_chunked_trailers(&hdr, SIG_CHUNKED_SIGNED, NULL, 0, (struct sig_slice){0});
+    if (e != SIG_OK) {
+        px_conn_fail(conn, PX_ERR_INTERNAL, "aws-chunked signing failed: %s", sig_err_str(e));
+        return false;
+    }
+    evbuffer_add(out, hdr.ptr, hdr.len);
+    if (n != 0) {
+        evbuffer_remove_buffer(src, out, n);
+        evbuffer_add(out, "\r\n", 2);
+    }
+    conn->chunked_sent += n;
+    return true;
+}
+
+/* Frames the chunks whose hashes are back, oldest first. */
+static bool frame_hashed(struct px_conn *conn, struct evbuffer *out)
+{
+    struct px_hash_job *job;
+    while ((job = px_hash_take_done(conn)) != NULL) {
+        bool ok = true;
+        for (unsigned i = 0; ok && i < job->count; i++)
+            ok = frame_chunk(conn, out, job->lens[i], job->hash[i], job->data);
+        px_hash_job_put(conn->w, job);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Moves the next complete chunks from conn->body into jobs for the hasher: at most
+ * PX_HASH_DEPTH jobs out, and none while the upstream output is above the high watermark. */
+static bool submit_chunks(struct px_conn *conn, struct evbuffer *out)
+{
+    while (conn->hq_count < PX_HASH_DEPTH && evbuffer_get_length(out) < PX_HIGH_WATERMARK) {
+        uint64_t left = conn->content_length - conn->chunked_sent - conn->hq_bytes;
+        size_t have = evbuffer_get_length(conn->body);
+        size_t lens[PX_HASH_BATCH];
+        unsigned count = 0;
+        size_t take = 0;
+        while (count < PX_HASH_BATCH && left > 0) {
+            size_t n = left < PX_AWS_CHUNK_BYTES ? (size_t)left : PX_AWS_CHUNK_BYTES;
+            if (have < take + n)
+                break;
+            lens[count++] = n;
+            take += n;
+            left -= n;
+        }
+        if (count == 0)
+            return true;
+        struct px_hash_job *job = px_hash_job_get(conn->w);
+        if (job == NULL) {
+            px_conn_fail(conn, PX_ERR_INTERNAL, "out of memory hashing an aws-chunked body");
+            return false;
+        }
+        for (unsigned i = 0; i < count; i++)
+            job->lens[i] = lens[i];
+        job->count = count;
+        evbuffer_remove_buffer(conn->body, job->data, take);
+        if (!px_hash_submit(conn, job)) {
+            px_conn_fail(conn, PX_ERR_INTERNAL, "cannot hash the aws-chunked body");
+            return false;
+        }
+    }
+    return true;
+}
+
 static void pump_aws_chunked(struct px_conn *conn, struct evbuffer *out)
 {
-    while (evbuffer_get_length(out) < PX_HIGH_WATERMARK) {
-        uint64_t left = conn->content_length - conn->chunked_sent;
-        size_t n = left < PX_AWS_CHUNK_BYTES ? (size_t)left : PX_AWS_CHUNK_BYTES;
-        if (n == 0 || evbuffer_get_length(conn->body) < n)
-            break;
-        /* Hashed in place from at most PX_CHUNK_SEGS segments; a chunk that arrived in more
-         * (tiny client writes) is first made contiguous, which only costs a copy then. */
-        struct evbuffer_iovec v[PX_CHUNK_SEGS];
-        struct sig_slice segs[PX_CHUNK_SEGS];
-        int nseg = evbuffer_peek(conn->body, (ev_ssize_t)n, NULL, NULL, 0);
-        if (nseg > PX_CHUNK_SEGS && evbuffer_pullup(conn->body, (ev_ssize_t)n) == NULL) {
-            px_conn_fail(conn, PX_ERR_INTERNAL, "cannot gather an aws-chunked chunk");
-            return;
-        }
-        nseg = evbuffer_peek(conn->body, (ev_ssize_t)n, NULL, v, PX_CHUNK_SEGS);
-        if (nseg > PX_CHUNK_SEGS)
-            nseg = PX_CHUNK_SEGS;
-        size_t take = n;
-        for (int i = 0; i < nseg; i++) {
-            size_t l = v[i].iov_len < take ? v[i].iov_len : take;
-            segs[i] = (struct sig_slice){v[i].iov_base, l};
-            take -= l;
-        }
-        char sig[SIG_SHA256_HEX_LEN + 1];
-        enum sig_err e = sig_chunk_sign_iov(&conn->chunk_signer, segs, (size_t)nseg, sig);
-        uint8_t hdr_mem[SIG_CHUNK_HEADER_MAX];
-        struct sig_buf hdr;
-        sig_buf_init(&hdr, hdr_mem, sizeof(hdr_mem));
-        if (e == SIG_OK)
-            e = sig_chunk_header(&hdr, n, (struct sig_slice){(const uint8_t *)sig, 64});
-        if (e != SIG_OK) {
-            px_conn_fail(conn, PX_ERR_INTERNAL, "aws-chunked signing failed: %s", sig_err_str(e));
-            return;
-        }
-        evbuffer_add(out, hdr.ptr, hdr.len);
-        evbuffer_remove_buffer(conn->body, out, n);
-        evbuffer_add(out, "\r\n", 2);
-        conn->chunked_sent += n;
-    }
-    if (conn->chunked_sent == conn->content_length && !conn->chunked_final_sent) {
+    if (!frame_hashed(conn, out) || !submit_chunks(conn, out))
+        return;
+    if (conn->chunked_sent == conn->content_length && conn->hq_count == 0 &&
+        !conn->chunked_final_sent) {
         uint8_t empty_sha[SIG_SHA256_LEN];
         sig_sha256("", 0, empty_sha);
-        char sig[SIG_SHA256_HEX_LEN + 1];
-        uint8_t hdr_mem[SIG_CHUNK_HEADER_MAX + 2];
-        struct sig_buf hdr;
-        sig_buf_init(&hdr, hdr_mem, sizeof(hdr_mem));
-        enum sig_err e = sig_chunk_sign(&conn->chunk_signer, 0, empty_sha, sig);
-        if (e == SIG_OK)
-            e = sig_chunk_header(&hdr, 0, (struct sig_slice){(const uint8_t *)sig, 64});
-        if (e == SIG_OK)
-            e = sig_chunked_trailers(&hdr, SIG_CHUNKED_SIGNED, NULL, 0, (struct sig_slice){0});
-        if (e != SIG_OK) {
-            px_conn_fail(conn, PX_ERR_INTERNAL, "aws-chunked signing failed: %s", sig_err_str(e));
+        if (!frame_chunk(conn, out, 0, empty_sha, NULL))
             return;
-        }
-        evbuffer_add(out, hdr.ptr, hdr.len);
         conn->chunked_final_sent = true;
         sig_chunk_signer_cleanup(&conn->chunk_signer);
     }

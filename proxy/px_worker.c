@@ -122,7 +122,8 @@ static void begin_stop(struct px_worker *w)
     }
 }
 
-/* The main thread handed over connections, or asked this worker to stop (px_accept.c). */
+/* The main thread handed over connections or asked this worker to stop (px_accept.c), or
+ * the hasher finished jobs (px_hash.c). */
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -152,6 +153,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (stop && !w->stopping)
         begin_stop(w);
+    px_hasher_collect(w);
 }
 
 bool px_worker_init(struct px_worker *w)
@@ -186,6 +188,7 @@ bool px_worker_init(struct px_worker *w)
      * event and bufferevent operation of every request. */
     if (!px_inbox_init(w))
         return false;
+    px_hasher_init(w);
     w->wake_ev = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST, wake_cb, w);
     if (w->wake_ev == NULL || event_add(w->wake_ev, NULL) != 0) {
         px_log(PX_LOG_ERROR, "worker %u: cannot watch its wake-up eventfd", w->index);
@@ -219,6 +222,7 @@ static void worker_cleanup(struct px_worker *w)
         event_base_loop(w->base, EVLOOP_NONBLOCK);
     px_upstream_pool_free(w);
     px_upstream_tls_sessions_free(w);
+    px_hasher_cleanup(w);
     if (w->poll_ev)
         event_free(w->poll_ev);
     w->poll_ev = NULL;

@@ -429,6 +429,10 @@ for mode in $PUT_MODES; do
     [ "$code" = 200 ] || die "signed GET before the $mode PUT failed ($code): $(cat "$T/check.json")"
     read -r code secs < <(put "http://127.0.0.1:$P_SIG$path") || true
     hwm=$(vm_kib "$SIG_PID" VmHWM)
+    # sigv4d's CPU seconds for the PUT, all threads and per thread (loop, hasher), before exit
+    cpu=$(for t in /proc/"$SIG_PID"/task/*; do awk '{ print $14 + $15 }' "$t/stat"; done |
+        awk -v hz="$(getconf CLK_TCK)" '$1 > 0 { s += $1; l = l sprintf(" %.2f", $1 / hz) }
+            END { printf "%.2f s (threads:%s)", s / hz, l }')
     stop_pid "$SIG_PID"
     verdict=$("$PY" - "$mode" "$PUT_BYTES" "$PUT_SHA256" "$code" "$T/put.json" <<'EOF' || true
 import json, sys
@@ -468,6 +472,7 @@ EOF
     say "$(printf '%-46s %6s MB/s  = %s x SHA-256 (%s MB/s)  peak RSS %d KiB (%.1f MiB)' \
         "sigv4d $desc" "$mbs" "$ratio" "$SHA_OPENSSL_MBS" "$hwm" "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')")"
     say "      $verdict; spool files left: $spool_left"
+    say "      sigv4d CPU: $cpu"
     tput_ok=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.8) ? "met" : "NOT met" }')
     rss_ok=$(awk -v k="$hwm" 'BEGIN { print (k < 65536) ? "met" : "NOT met" }')
     say "      targets: >= 0.80 x SHA-256: $tput_ok; peak RSS < 64 MiB: $rss_ok"

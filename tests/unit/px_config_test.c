@@ -49,6 +49,37 @@ static void test_defaults(void **state)
     unsetenv("AWS_DEFAULT_REGION");
 }
 
+/* The region order: AWS_REGION, AWS_DEFAULT_REGION, the profile's region, us-east-1. */
+static void test_profile_region(void **state)
+{
+    (void)state;
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+    struct px_config cfg;
+    char err[256];
+    char *argv[] = {"sigv4d", NULL};
+    assert_true(px_config_parse(&cfg, 1, argv, err, sizeof(err)));
+    assert_true(px_config_set_profile_region(&cfg, SIG_SLICE_LIT("eu-north-1")));
+    assert_true(sig_slice_eq(cfg.fallback_region, SIG_SLICE_LIT("eu-north-1")));
+    /* Not a region (a slash, an empty value, too long): refused, the fallback unchanged. */
+    assert_false(px_config_set_profile_region(&cfg, SIG_SLICE_LIT("eu/north")));
+    assert_false(px_config_set_profile_region(&cfg, SIG_SLICE_LIT("")));
+    char longer[80];
+    memset(longer, 'a', sizeof(longer));
+    assert_false(px_config_set_profile_region(
+        &cfg, (struct sig_slice){(const uint8_t *)longer, sizeof(longer)}));
+    assert_true(sig_slice_eq(cfg.fallback_region, SIG_SLICE_LIT("eu-north-1")));
+    px_config_cleanup(&cfg);
+
+    /* The environment comes first: the profile's region is accepted but not used. */
+    setenv("AWS_DEFAULT_REGION", "eu-west-1", 1);
+    assert_true(px_config_parse(&cfg, 1, argv, err, sizeof(err)));
+    assert_true(px_config_set_profile_region(&cfg, SIG_SLICE_LIT("eu-north-1")));
+    assert_true(sig_slice_eq(cfg.fallback_region, SIG_SLICE_LIT("eu-west-1")));
+    px_config_cleanup(&cfg);
+    unsetenv("AWS_DEFAULT_REGION");
+}
+
 static void test_all_flags(void **state)
 {
     (void)state;
@@ -159,9 +190,8 @@ static void test_refusals(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_all_flags),
-        cmocka_unit_test(test_help_version),
+        cmocka_unit_test(test_defaults),  cmocka_unit_test(test_profile_region),
+        cmocka_unit_test(test_all_flags), cmocka_unit_test(test_help_version),
         cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
