@@ -95,8 +95,8 @@ static void set_read_lowmark(struct px_conn *conn);
 
 void px_conn_arm_timer(struct px_conn *conn, uint32_t ms)
 {
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    evtimer_add(conn->timer, &tv);
+    struct timeval tv;
+    evtimer_add(conn->timer, px_worker_timeout(conn->w, ms, &tv));
 }
 
 static void send_simple(struct px_conn *conn, int status, const char *reason_line, bool close_after)
@@ -369,7 +369,7 @@ static void drain_done(struct px_conn *conn)
     set_read_lowmark(conn);
     shutdown(bufferevent_getfd(conn->client), SHUT_WR);
     bufferevent_enable(conn->client, EV_READ);
-    px_conn_arm_timer(conn, 2000);
+    px_conn_arm_timer(conn, PX_LINGER_MS);
 }
 
 void px_conn_resume_client(struct px_conn *conn)

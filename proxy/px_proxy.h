@@ -39,12 +39,13 @@
 #define PX_LOW_WATERMARK (PX_HIGH_WATERMARK / 2)
 #define PX_WORKSPACE_BYTES (64u * 1024)
 /* A body with a known length is handed to us in batches of at least this much (read low
- * watermark), not per TCP segment. libevent 2.1 reads 4 KiB per loop pass, so a larger
- * watermark would cost passes; once called back, px_io_read_more reads on in large pieces. */
+ * watermark), not per TCP segment; px_io reads whatever the socket holds each time. */
 #define PX_READ_BATCH_BYTES 4096u
 /* Largest single read or write on a socket. */
 #define PX_IO_BYTES (256u * 1024)
 #define PX_SPOOL_READ_BYTES (64u * 1024)
+/* Lingering close: how long unread request bytes are discarded after the final response. */
+#define PX_LINGER_MS 2000u
 /* aws-chunked chunk size: what the AWS SDKs use; each chunk is signed once it is complete. */
 #define PX_AWS_CHUNK_BYTES (64u * 1024)
 
@@ -70,6 +71,28 @@ struct px_inbox_entry {
 };
 /* Connections that may wait in one worker's inbox; beyond, the main thread closes them. */
 #define PX_INBOX_CAP 256
+
+/* A duration libevent keeps in a queue of its own (event_base_init_common_timeout). */
+struct px_common_timeout {
+    uint32_t ms;
+    const struct timeval *tv;
+};
+#define PX_COMMON_TIMEOUTS 8
+
+/* The last route worked out on this worker (px_request.c): clients send the same Host
+ * request after request, so the upstream, Host header, TCP target and signing scope are
+ * looked up once, not per request. Only successful routes are kept. */
+struct px_route {
+    bool valid;
+    size_t key_len; /* the authority it was worked out for ("" with --host) */
+    char key[256];
+    char up_host[256];
+    uint16_t up_port;
+    char host_header[300];
+    char connect_host[256];
+    uint16_t connect_port;
+    struct px_endpoint ep;
+};
 
 struct px_worker {
     unsigned index;
@@ -110,6 +133,9 @@ struct px_worker {
     struct px_upstream *idle; /* pooled idle upstream connections */
     struct px_tls_session tls_sessions[PX_TLS_SESSIONS];
     struct px_hasher hasher; /* aws-chunked hashing thread, started on first use */
+    struct px_common_timeout timeouts[PX_COMMON_TIMEOUTS];
+    size_t timeout_count;
+    struct px_route route;
     unsigned tls_next;
     bool stopping;
     bool start_failed;
@@ -168,6 +194,13 @@ void px_inbox_cleanup(struct px_worker *w);
 /* Worker thread: moves up to `cap` handed-over connections to `out`; *stop tells whether the
  * main thread asked for a stop. */
 size_t px_inbox_take(struct px_worker *w, struct px_inbox_entry *out, size_t cap, bool *stop);
+/*
+ * The timeval to arm a timer of `ms` with: for the configured timeouts, libevent's common
+ * timeout for that duration (an O(1) queue insert instead of a heap insert: every request
+ * re-arms its connection's timer at each phase); otherwise `scratch`, filled in.
+ */
+const struct timeval *px_worker_timeout(const struct px_worker *w, uint32_t ms,
+                                        struct timeval *scratch);
 /* From any thread: wake the worker (its inbox and its hasher's done list are looked at). */
 void px_worker_wake(struct px_worker *w);
 /* From the main thread: begin a graceful stop. */

@@ -129,26 +129,6 @@ const struct px_hdr *px_find_hdr(const struct px_conn *conn, const char *name)
     return NULL;
 }
 
-bool px_slice_has_token(struct sig_slice list, const char *token)
-{
-    /* comma-separated, case-insensitive (Connection, Expect, Content-Encoding) */
-    struct sig_slice t = sig_slice_from_cstr(token);
-    size_t i = 0;
-    while (i < list.len) {
-        while (i < list.len && (list.ptr[i] == ' ' || list.ptr[i] == '\t' || list.ptr[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < list.len && list.ptr[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (list.ptr[end - 1] == ' ' || list.ptr[end - 1] == '\t'))
-            end--;
-        if (sig_slice_eq_nocase((struct sig_slice){list.ptr + start, end - start}, t))
-            return true;
-    }
-    return false;
-}
-
 static bool slice_starts_nocase(struct sig_slice s, const char *prefix)
 {
     struct sig_slice p = sig_slice_from_cstr(prefix);
@@ -385,13 +365,51 @@ static int set_endpoint(struct px_conn *conn)
     return 0;
 }
 
-/* Routing (ARCHITECTURE.md step 3): where the request goes and how it is signed. */
+/* The worker's last route, if it was worked out for the same key (struct px_route). */
+static bool route_cached(struct px_conn *conn, struct sig_slice key)
+{
+    const struct px_route *r = &conn->w->route;
+    if (!r->valid || r->key_len != key.len || memcmp(r->key, key.ptr, key.len) != 0)
+        return false;
+    memcpy(conn->up_host, r->up_host, sizeof(conn->up_host));
+    conn->up_port = r->up_port;
+    memcpy(conn->host_header, r->host_header, sizeof(conn->host_header));
+    memcpy(conn->connect_host, r->connect_host, sizeof(conn->connect_host));
+    conn->connect_port = r->connect_port;
+    conn->ep = r->ep;
+    return true;
+}
+
+static void route_remember(const struct px_conn *conn, struct sig_slice key)
+{
+    struct px_route *r = &conn->w->route;
+    r->valid = key.len <= sizeof(r->key);
+    if (!r->valid)
+        return;
+    memcpy(r->key, key.ptr, key.len);
+    r->key_len = key.len;
+    memcpy(r->up_host, conn->up_host, sizeof(r->up_host));
+    r->up_port = conn->up_port;
+    memcpy(r->host_header, conn->host_header, sizeof(r->host_header));
+    memcpy(r->connect_host, conn->connect_host, sizeof(r->connect_host));
+    r->connect_port = conn->connect_port;
+    r->ep = conn->ep;
+}
+
+/* Routing (ARCHITECTURE.md step 3): where the request goes and how it is signed. Everything
+ * here follows from the authority alone (with --host, from nothing that varies). */
 static int choose_upstream(struct px_conn *conn, struct sig_slice authority)
 {
-    if (request_authority(conn, &authority) != 0 || set_upstream_host(conn, authority) != 0 ||
-        set_host_header(conn) != 0 || set_connect_target(conn) != 0)
+    if (request_authority(conn, &authority) != 0)
         return -1;
-    return set_endpoint(conn);
+    struct sig_slice key = conn->w->cfg->host.len != 0 ? SIG_SLICE_LIT("") : authority;
+    if (route_cached(conn, key))
+        return 0;
+    if (set_upstream_host(conn, authority) != 0 || set_host_header(conn) != 0 ||
+        set_connect_target(conn) != 0 || set_endpoint(conn) != 0)
+        return -1;
+    route_remember(conn, key);
+    return 0;
 }
 
 /* Ambiguous framing is refused, never forwarded (RFC 9112 6.1, 6.3, 5.2). llhttp (strict mode)
@@ -475,7 +493,7 @@ static int handle_expect(struct px_conn *conn)
     const struct px_hdr *expect = px_find_hdr(conn, "expect");
     if (expect == NULL)
         return 0;
-    if (!px_slice_has_token(px_hdr_value(conn, expect), "100-continue"))
+    if (!px_list_has(px_hdr_value(conn, expect), SIG_SLICE_LIT("100-continue")))
         return refuse(conn, PX_ERR_BAD_REQUEST, "unsupported Expect");
     if (conn->body_mode != PX_BODY_NONE && conn->http_minor >= 1) {
         /* Everything that can refuse the request before the body has been checked. */

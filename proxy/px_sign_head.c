@@ -25,7 +25,7 @@ void px_conn_fetch_creds(struct px_conn *conn)
 static bool name_in(struct sig_slice name, const struct sig_slice *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (sig_slice_eq_nocase(name, list[i]))
+        if (name.len == list[i].len && sig_slice_eq_nocase(name, list[i]))
             return true;
     return false;
 }
@@ -34,27 +34,26 @@ static bool name_in(struct sig_slice name, const struct sig_slice *list, size_t 
 static bool is_dropped(const struct px_conn *conn, struct sig_slice name,
                        struct sig_slice connection_value)
 {
-    static const char *const dropped[] = {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authorization",
-        "proxy-authenticate",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "expect",
-        "authorization",
-        "x-amz-date",
-        "x-amz-security-token",
-        "x-amz-content-sha256",
+    static const struct sig_slice dropped[] = {
+        SIG_SLICE_LIT("connection"),
+        SIG_SLICE_LIT("keep-alive"),
+        SIG_SLICE_LIT("proxy-connection"),
+        SIG_SLICE_LIT("proxy-authorization"),
+        SIG_SLICE_LIT("proxy-authenticate"),
+        SIG_SLICE_LIT("te"),
+        SIG_SLICE_LIT("trailer"),
+        SIG_SLICE_LIT("transfer-encoding"),
+        SIG_SLICE_LIT("upgrade"),
+        SIG_SLICE_LIT("host"),
+        SIG_SLICE_LIT("content-length"),
+        SIG_SLICE_LIT("expect"),
+        SIG_SLICE_LIT("authorization"),
+        SIG_SLICE_LIT("x-amz-date"),
+        SIG_SLICE_LIT("x-amz-security-token"),
+        SIG_SLICE_LIT("x-amz-content-sha256"),
     };
-    for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
-        if (sig_slice_eq_nocase(name, sig_slice_from_cstr(dropped[i])))
-            return true;
+    if (name_in(name, dropped, sizeof(dropped) / sizeof(dropped[0])))
+        return true;
     const struct px_config *cfg = conn->w->cfg;
     if (name_in(name, cfg->strip, cfg->strip_count))
         return true;
@@ -62,12 +61,7 @@ static bool is_dropped(const struct px_conn *conn, struct sig_slice name,
         if (sig_slice_eq_nocase(name, cfg->custom_headers[i].name))
             return true; /* replaced by the custom value */
     /* Headers the client named in Connection are hop-by-hop too. */
-    if (connection_value.len != 0) {
-        char tok[64];
-        if (px_copy_cstr(tok, sizeof(tok), name) && px_slice_has_token(connection_value, tok))
-            return true;
-    }
-    return false;
+    return connection_value.len != 0 && px_list_has(connection_value, name);
 }
 
 size_t px_sign_header_cap(const struct px_config *cfg)
@@ -190,10 +184,10 @@ static enum sig_err write_head(const struct px_conn *conn, struct sig_buf *b,
     if (conn->body_mode != PX_BODY_AWS_CHUNKED &&
         (conn->body_mode != PX_BODY_NONE || conn->content_length > 0 ||
          conn->method_name[0] == 'P')) {
-        char cl[32];
-        int n = snprintf(cl, sizeof(cl), "%llu", (unsigned long long)len);
+        char cl[PX_DEC_MAX];
+        size_t n = px_fmt_dec(cl, len);
         SIG_TRY(append_header_line(b, SIG_SLICE_LIT("Content-Length"),
-                                   (struct sig_slice){(const uint8_t *)cl, (size_t)n}));
+                                   (struct sig_slice){(const uint8_t *)cl, n}));
     }
     return sig_buf_append(b, "\r\n", 2);
 }
