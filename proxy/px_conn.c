@@ -263,6 +263,8 @@ static bool parse_client_bytes(struct px_conn *conn, const char *p, size_t n,
 {
     conn->seg_start = p;
     conn->seg_end = p + n;
+    conn->body_span_count = 0;
+    conn->body_span_copy = false;
     conn->value_cont_ok = conn->value_at_seg_end;
     conn->value_at_seg_end = false;
     enum llhttp_errno e = llhttp_execute(&conn->req_parser, p, n);
@@ -335,7 +337,7 @@ static void client_feed(struct px_conn *conn)
         }
         if (!parse_client_bytes(conn, v.iov_base, n, fr, &used))
             return;
-        evbuffer_drain(in, used);
+        px_request_take_body(conn, in, used);
         if (conn->closing)
             return;
         if (conn->req_complete) {

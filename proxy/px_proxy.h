@@ -44,6 +44,8 @@
 /* Largest single read or write on a socket. */
 #define PX_IO_BYTES (256u * 1024)
 #define PX_SPOOL_READ_BYTES (64u * 1024)
+/* Body pieces of one parsed segment moved rather than copied (struct px_conn). */
+#define PX_BODY_SPANS 8
 /* Lingering close: how long unread request bytes are discarded after the final response. */
 #define PX_LINGER_MS 2000u
 /* aws-chunked chunk size: what the AWS SDKs use; each chunk is signed once it is complete. */
@@ -280,6 +282,15 @@ struct px_conn {
     bool head_started;
     /* obs-fold detection: llhttp reports a folded line as a second value span */
     const char *seg_start, *seg_end;
+    /* Body bytes of that segment which go on unchanged (stream and aws-chunked modes): moved
+     * out of the client's input once the segment is parsed (whole buffer chains change hands,
+     * px_request.c) instead of copied in on_body. Past PX_BODY_SPANS pieces, copied. */
+    struct px_body_span {
+        uint32_t off, len;
+        struct evbuffer *dst;
+    } body_spans[PX_BODY_SPANS];
+    unsigned body_span_count;
+    bool body_span_copy;   /* too many pieces in this segment: the rest is copied */
     bool value_cont_ok;    /* the previous segment ended inside a header value */
     bool value_at_seg_end; /* the last value span ran to the end of its segment */
     bool lingering;        /* DRAIN: write side shut, discarding input until EOF (no RST) */

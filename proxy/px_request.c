@@ -572,6 +572,45 @@ static enum px_err spool_write(struct px_conn *conn, const char *p, size_t n)
     return PX_OK;
 }
 
+/*
+ * Body bytes that go on as they are: noted as a span of the segment being parsed, and moved
+ * to dst by px_request_take_body once llhttp is done with the segment (the client's input
+ * must not change under llhttp). Too many spans in one segment (small client chunks): the
+ * noted ones and the rest are copied, in order.
+ */
+static void pass_body(struct px_conn *conn, struct evbuffer *dst, const char *at, size_t len)
+{
+    if (!conn->body_span_copy && conn->body_span_count == PX_BODY_SPANS) {
+        for (unsigned i = 0; i < conn->body_span_count; i++) {
+            const struct px_body_span *sp = &conn->body_spans[i];
+            evbuffer_add(sp->dst, conn->seg_start + sp->off, sp->len);
+        }
+        conn->body_span_count = 0;
+        conn->body_span_copy = true;
+    }
+    if (conn->body_span_copy) {
+        evbuffer_add(dst, at, len);
+        return;
+    }
+    conn->body_spans[conn->body_span_count++] =
+        (struct px_body_span){(uint32_t)(at - conn->seg_start), (uint32_t)len, dst};
+}
+
+void px_request_take_body(struct px_conn *conn, struct evbuffer *in, size_t used)
+{
+    size_t at = 0;
+    for (unsigned i = 0; i < conn->body_span_count; i++) {
+        const struct px_body_span *sp = &conn->body_spans[i];
+        evbuffer_drain(in, sp->off - at);
+        /* Whole chains change buffers; only a chain the span covers in part is copied. */
+        evbuffer_remove_buffer(in, sp->dst, sp->len);
+        at = sp->off + sp->len;
+    }
+    conn->body_span_count = 0;
+    conn->body_span_copy = false;
+    evbuffer_drain(in, used - at);
+}
+
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct px_conn *conn = conn_of(p);
@@ -579,14 +618,14 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     conn->body_len += len;
     if (conn->body_mode == PX_BODY_STREAM) {
         if (conn->req_head_sent && conn->up != NULL)
-            evbuffer_add(bufferevent_get_output(conn->up->bev), at, len);
+            pass_body(conn, bufferevent_get_output(conn->up->bev), at, len);
         else
-            evbuffer_add(conn->body, at, len);
+            pass_body(conn, conn->body, at, len);
         return 0;
     }
     if (conn->body_mode == PX_BODY_AWS_CHUNKED) {
         /* Held only until a chunk is complete (px_upstream_pump_body signs and frames it). */
-        evbuffer_add(conn->body, at, len);
+        pass_body(conn, conn->body, at, len);
         return 0;
     }
     if (conn->body_len > cfg->max_body_bytes)

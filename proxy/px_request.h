@@ -48,4 +48,8 @@ const struct px_hdr *px_find_hdr(const struct px_conn *conn, const char *name);
 /* Copies s into dst as a C string; false (dst unspecified) when it does not fit in cap. */
 bool px_copy_cstr(char *dst, size_t cap, struct sig_slice s);
 
+/* After llhttp parsed `used` bytes of the first segment of `in`: moves the body spans noted
+ * by on_body to their buffers and drains the rest of those bytes. */
+void px_request_take_body(struct px_conn *conn, struct evbuffer *in, size_t used);
+
 #endif
