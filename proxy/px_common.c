@@ -120,6 +120,25 @@ const char *px_status_reason(int status)
     return "Error";
 }
 
+bool px_list_has(struct sig_slice list, struct sig_slice token)
+{
+    size_t i = 0;
+    while (i < list.len) {
+        while (i < list.len && (list.ptr[i] == ' ' || list.ptr[i] == '\t' || list.ptr[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < list.len && list.ptr[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (list.ptr[end - 1] == ' ' || list.ptr[end - 1] == '\t'))
+            end--;
+        if (end > start &&
+            sig_slice_eq_nocase((struct sig_slice){list.ptr + start, end - start}, token))
+            return true;
+    }
+    return false;
+}
+
 size_t px_fmt_dec(char out[PX_DEC_MAX], uint64_t v)
 {
     char tmp[PX_DEC_MAX];

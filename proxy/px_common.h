@@ -5,6 +5,7 @@
 #define PX_COMMON_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,10 @@ const char *px_status_reason(int status);
 size_t px_fmt_dec(char out[PX_DEC_MAX], uint64_t v);
 #define PX_HEX_MAX 16
 size_t px_fmt_hex(char out[PX_HEX_MAX], uint64_t v);
+
+/* True if the comma-separated header list (Connection, Expect, ...) has `token`, compared
+ * ASCII case-insensitively, elements trimmed of spaces and tabs. */
+bool px_list_has(struct sig_slice list, struct sig_slice token);
 
 /* calloc that aborts on exhaustion: configured limits keep memory bounded. */
 void *px_xmalloc(size_t n);

@@ -39,12 +39,15 @@
 #define PX_LOW_WATERMARK (PX_HIGH_WATERMARK / 2)
 #define PX_WORKSPACE_BYTES (64u * 1024)
 /* A body with a known length is handed to us in batches of at least this much (read low
- * watermark), not per TCP segment. libevent 2.1 reads 4 KiB per loop pass, so a larger
- * watermark would cost passes; once called back, px_io_read_more reads on in large pieces. */
+ * watermark), not per TCP segment; px_io reads whatever the socket holds each time. */
 #define PX_READ_BATCH_BYTES 4096u
 /* Largest single read or write on a socket. */
 #define PX_IO_BYTES (256u * 1024)
 #define PX_SPOOL_READ_BYTES (64u * 1024)
+/* Body pieces of one parsed segment moved rather than copied (struct px_conn). */
+#define PX_BODY_SPANS 8
+/* Lingering close: how long unread request bytes are discarded after the final response. */
+#define PX_LINGER_MS 2000u
 /* aws-chunked chunk size: what the AWS SDKs use; each chunk is signed once it is complete. */
 #define PX_AWS_CHUNK_BYTES (64u * 1024)
 
@@ -70,6 +73,28 @@ struct px_inbox_entry {
 };
 /* Connections that may wait in one worker's inbox; beyond, the main thread closes them. */
 #define PX_INBOX_CAP 256
+
+/* A duration libevent keeps in a queue of its own (event_base_init_common_timeout). */
+struct px_common_timeout {
+    uint32_t ms;
+    const struct timeval *tv;
+};
+#define PX_COMMON_TIMEOUTS 8
+
+/* The last route worked out on this worker (px_request.c): clients send the same Host
+ * request after request, so the upstream, Host header, TCP target and signing scope are
+ * looked up once, not per request. Only successful routes are kept. */
+struct px_route {
+    bool valid;
+    size_t key_len; /* the authority it was worked out for ("" with --host) */
+    char key[256];
+    char up_host[256];
+    uint16_t up_port;
+    char host_header[300];
+    char connect_host[256];
+    uint16_t connect_port;
+    struct px_endpoint ep;
+};
 
 struct px_worker {
     unsigned index;
@@ -97,7 +122,7 @@ struct px_worker {
     struct cred_provider *provider;
     struct sig_workspace ws; /* one signature at a time: the loop is single-threaded */
     uint8_t *ws_mem;
-    /* Scratch of build_signed_head (px_conn.c), sized once from the config in px_worker_init
+    /* Scratch of build_signed_head (px_sign_head.c), sized once from the config in px_worker_init
      * so that signing a request allocates nothing; one request is signed at a time. */
     struct sig_header *sign_all;    /* every header sent (owned) */
     struct sig_header *sign_signed; /* the signed subset (owned) */
@@ -110,6 +135,9 @@ struct px_worker {
     struct px_upstream *idle; /* pooled idle upstream connections */
     struct px_tls_session tls_sessions[PX_TLS_SESSIONS];
     struct px_hasher hasher; /* aws-chunked hashing thread, started on first use */
+    struct px_common_timeout timeouts[PX_COMMON_TIMEOUTS];
+    size_t timeout_count;
+    struct px_route route;
     unsigned tls_next;
     bool stopping;
     bool start_failed;
@@ -120,6 +148,35 @@ struct px_worker {
  * Host, each header plus one X-Original- copy per --duplicate-headers entry it matches, the
  * custom headers, and the three aws-chunked headers. */
 size_t px_sign_header_cap(const struct px_config *cfg);
+
+/*
+ * The signed request head. It carries the session token (X-Amz-Security-Token) and the
+ * request's signature (Authorization), so its bytes live only here: upstream outputs take it by
+ * reference (px_signed_head_queue), never by copy, and it is wiped before reuse and release.
+ * libevent frees a bufferevent's buffers from the loop after bufferevent_free returns (its
+ * finalizer), possibly after the connection is gone: each queued reference therefore holds a
+ * count, and the memory is wiped and freed by whichever of the connection and the output
+ * chains lets go last. One worker thread touches it: the count needs no atomics.
+ */
+struct px_signed_head {
+    unsigned refs; /* the connection's own, plus one per reference queued in an output */
+    size_t len;    /* bytes of the current head; mem past len holds nothing (wiped) */
+    size_t cap;
+    uint8_t mem[];
+};
+
+/* Largest head a request within the configured limits can sign into: the workspace holds the
+ * canonical query and the added headers; the rest comes from the client's head (and its
+ * --duplicate-headers copies) and --custom-headers. Growth of a connection's head stops here. */
+size_t px_signed_head_max_bytes(const struct px_config *cfg);
+/* Wipes the head's bytes; it stays allocated for the connection's next request. NULL is ok. */
+void px_signed_head_wipe(struct px_signed_head *h);
+/* Wipes the head and drops the connection's reference (*h becomes NULL); the memory is freed
+ * once no output refers to it. NULL is ok. */
+void px_signed_head_release(struct px_signed_head **h);
+/* Appends a reference to the head to `out` (no copy), counted until libevent drops it.
+ * Returns false (nothing queued) when libevent cannot allocate the chain. */
+bool px_signed_head_queue(struct px_signed_head *h, struct evbuffer *out);
 
 /* Creates the worker's loop and listener (synchronous; logs and returns false on failure). */
 bool px_worker_init(struct px_worker *w);
@@ -139,6 +196,13 @@ void px_inbox_cleanup(struct px_worker *w);
 /* Worker thread: moves up to `cap` handed-over connections to `out`; *stop tells whether the
  * main thread asked for a stop. */
 size_t px_inbox_take(struct px_worker *w, struct px_inbox_entry *out, size_t cap, bool *stop);
+/*
+ * The timeval to arm a timer of `ms` with: for the configured timeouts, libevent's common
+ * timeout for that duration (an O(1) queue insert instead of a heap insert: every request
+ * re-arms its connection's timer at each phase); otherwise `scratch`, filled in.
+ */
+const struct timeval *px_worker_timeout(const struct px_worker *w, uint32_t ms,
+                                        struct timeval *scratch);
 /* From any thread: wake the worker (its inbox and its hasher's done list are looked at). */
 void px_worker_wake(struct px_worker *w);
 /* From the main thread: begin a graceful stop. */
@@ -213,9 +277,20 @@ struct px_conn {
     struct px_hdr *hdrs;
     size_t hdr_count;
     bool in_value;
+    bool value_secret; /* the value being parsed is a client credential: wiped in the input */
+    bool head_secrets; /* head holds a client credential (wiped after signing) */
     bool head_started;
     /* obs-fold detection: llhttp reports a folded line as a second value span */
     const char *seg_start, *seg_end;
+    /* Body bytes of that segment which go on unchanged (stream and aws-chunked modes): moved
+     * out of the client's input once the segment is parsed (whole buffer chains change hands,
+     * px_request.c) instead of copied in on_body. Past PX_BODY_SPANS pieces, copied. */
+    struct px_body_span {
+        uint32_t off, len;
+        struct evbuffer *dst;
+    } body_spans[PX_BODY_SPANS];
+    unsigned body_span_count;
+    bool body_span_copy;   /* too many pieces in this segment: the rest is copied */
     bool value_cont_ok;    /* the previous segment ended inside a header value */
     bool value_at_seg_end; /* the last value span ran to the end of its segment */
     bool lingering;        /* DRAIN: write side shut, discarding input until EOF (no RST) */
@@ -246,7 +321,7 @@ struct px_conn {
     int spool_fd;          /* -1 unless spooled */
     uint64_t spool_len;
     uint64_t spool_sent;                  /* bytes of the spool file queued upstream */
-    struct evbuffer *up_head;             /* the signed request head, kept for one retry */
+    struct px_signed_head *up_head;       /* owned reference; kept for one retry, wiped */
     struct sig_chunk_signer chunk_signer; /* PX_BODY_AWS_CHUNKED: holds kSigning, wiped */
     uint64_t chunked_sent;                /* decoded bytes framed and queued upstream */
     bool chunked_final_sent;

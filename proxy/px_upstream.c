@@ -246,26 +246,6 @@ static bool is_resp_hop_by_hop(struct sig_slice name)
     return false;
 }
 
-/* True if the comma-separated list contains `token` (ASCII case-insensitive). */
-static bool list_has(struct sig_slice list, struct sig_slice token)
-{
-    size_t i = 0;
-    while (i < list.len) {
-        while (i < list.len && (list.ptr[i] == ' ' || list.ptr[i] == '\t' || list.ptr[i] == ','))
-            i++;
-        size_t start = i;
-        while (i < list.len && list.ptr[i] != ',')
-            i++;
-        size_t end = i;
-        while (end > start && (list.ptr[end - 1] == ' ' || list.ptr[end - 1] == '\t'))
-            end--;
-        if (end > start &&
-            sig_slice_eq_nocase((struct sig_slice){list.ptr + start, end - start}, token))
-            return true;
-    }
-    return false;
-}
-
 /* Writes into space reserved beforehand for all of it: the response head is one reservation
  * and one commit on the client's output, not an evbuffer_add per piece. */
 struct head_out {
@@ -356,7 +336,7 @@ static int r_on_headers_complete(llhttp_t *p)
     for (size_t i = 0; i < conn->resp_hdr_count; i++) {
         const struct px_hdr *hd = &conn->resp_hdrs[i];
         struct sig_slice name = rslice(conn, hd->name_off, hd->name_len);
-        if (is_resp_hop_by_hop(name) || (connection.len != 0 && list_has(connection, name)))
+        if (is_resp_hop_by_hop(name) || (connection.len != 0 && px_list_has(connection, name)))
             continue;
         put(&h, name.ptr, name.len);
         PUT_LIT(&h, ": ");
@@ -729,9 +709,12 @@ static void on_connected(struct px_conn *conn)
     conn->resp_started = conn->resp_complete = conn->resp_up_eof = false;
     conn->fail_reason[0] = '\0';
 
-    /* The head (and an in-memory body) are copied, not moved, so one retry on a fresh
-     * connection can replay them. */
-    copy_evbuffer(out, conn->up_head);
+    /* The head goes by reference (it holds secrets: see struct px_signed_head), an in-memory
+     * body as a copy: neither is moved, so one retry on a fresh connection can replay them. */
+    if (!px_signed_head_queue(conn->up_head, out)) {
+        px_conn_fail(conn, PX_ERR_INTERNAL, "out of buffer space sending the request head");
+        return;
+    }
     conn->req_head_sent = true;
     conn->req_body_sent = false;
     if (conn->body_mode == PX_BODY_NONE) {

@@ -156,6 +156,34 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     px_hasher_collect(w);
 }
 
+const struct timeval *px_worker_timeout(const struct px_worker *w, uint32_t ms,
+                                        struct timeval *scratch)
+{
+    for (size_t i = 0; i < w->timeout_count; i++)
+        if (w->timeouts[i].ms == ms)
+            return w->timeouts[i].tv;
+    scratch->tv_sec = ms / 1000;
+    scratch->tv_usec = (ms % 1000) * 1000;
+    return scratch;
+}
+
+static void init_common_timeouts(struct px_worker *w)
+{
+    const struct px_config *cfg = w->cfg;
+    const uint32_t all[] = {cfg->client_header_timeout_ms, cfg->client_idle_timeout_ms,
+                            cfg->connect_timeout_ms,       cfg->first_byte_timeout_ms,
+                            cfg->upstream_idle_timeout_ms, PX_LINGER_MS};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        struct timeval scratch;
+        if (px_worker_timeout(w, all[i], &scratch) != &scratch ||
+            w->timeout_count == PX_COMMON_TIMEOUTS)
+            continue; /* already there */
+        const struct timeval *tv = event_base_init_common_timeout(w->base, &scratch);
+        if (tv != NULL)
+            w->timeouts[w->timeout_count++] = (struct px_common_timeout){all[i], tv};
+    }
+}
+
 bool px_worker_init(struct px_worker *w)
 {
     const struct px_config *cfg = w->cfg;
@@ -186,6 +214,7 @@ bool px_worker_init(struct px_worker *w)
     /* The main thread reaches a worker only through its inbox and eventfd (px_accept.c):
      * libevent then needs no locks (evthread), which would otherwise be taken around every
      * event and bufferevent operation of every request. */
+    init_common_timeouts(w);
     if (!px_inbox_init(w))
         return false;
     px_hasher_init(w);

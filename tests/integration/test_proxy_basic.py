@@ -336,6 +336,26 @@ def test_service_and_region_inferred_from_host(start_proxy, stub, host, service,
     assert req.host == host and req.conn.sni == host
 
 
+def test_each_request_is_routed_by_its_own_host(start_proxy, stub):
+    """The worker remembers its last route (struct px_route): requests that change Host on one
+    keep-alive connection, including back to a host seen before and to one the allow-list
+    refuses, are each routed and signed for their own host."""
+    hosts = [(C.S3_HOST, "s3", "us-east-1"), (C.STS_HOST, "sts", "us-east-1"),
+             (C.APIGW_HOST, "execute-api", "eu-west-1"), (C.S3_HOST, "s3", "us-east-1")]
+    p = start_proxy(C.FLAG_WORKERS, "1", upstreams=tuple({h for h, _, _ in hosts}))
+    with RawConn(p.port) as c:
+        for host, _, _ in hosts:
+            assert c.request("GET", "/", [("Host", host)]).status == 200
+        r = c.request("GET", "/", [("Host", "example.com")])
+        assert r.status == 403, r.text
+    with RawConn(p.port) as c:
+        assert c.request("GET", "/", [("Host", C.S3_HOST)]).status == 200
+    reqs = stub.assert_all_verified(len(hosts) + 1)
+    seen = [(r.host, r.auth.service, r.auth.region) for r in reqs]
+    assert seen == hosts + [hosts[0]], seen
+    assert [r.conn.sni for r in reqs] == [h for h, _, _ in hosts] + [C.S3_HOST]
+
+
 def test_logs_never_contain_secrets(start_proxy, stub):
     p = start_proxy(C.FLAG_REGION, "us-east-1", C.FLAG_VERBOSE, C.FLAG_LOG_FAILED, creds="token")
     stub.on(B.Respond(403, b"<Error><Code>AccessDenied</Code></Error>"), path="/denied")
