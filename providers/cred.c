@@ -184,11 +184,6 @@ void cred_provider_get(struct cred_provider *p, cred_get_fn cb, void *arg)
     p->io.defer(p->io.ctx, cred_pending_run, pending);
 }
 
-struct cred *cred_provider_peek(struct cred_provider *p)
-{
-    return cred_ref(p->creds);
-}
-
 void cred_provider_free(struct cred_provider *p)
 {
     if (p == NULL)

@@ -92,13 +92,6 @@ struct cred_provider *cred_provider_new_static(const struct cred_io *io, struct 
  */
 void cred_provider_get(struct cred_provider *p, cred_get_fn cb, void *arg);
 
-/*
- * The credentials the provider can give right now, without waiting: a new reference the
- * caller owns, or NULL (then ask with cred_provider_get, which also reports why there are
- * none). Never calls back. The fast path for every request once credentials are cached.
- */
-struct cred *cred_provider_peek(struct cred_provider *p);
-
 /* Frees the provider and drops its reference. Pending callbacks must have run. NULL ok. */
 void cred_provider_free(struct cred_provider *p);
 

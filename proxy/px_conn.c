@@ -212,7 +212,7 @@ static void handle_request_complete(struct px_conn *conn)
     }
     px_conn_set_state(conn, PX_STATE_WAIT_CREDS);
     evtimer_del(conn->timer);
-    px_conn_fetch_creds(conn, true);
+    px_conn_fetch_creds(conn);
 }
 
 /* Sets the client's read low watermark: a batch of the known-length body still to come, or 0

@@ -141,7 +141,6 @@ struct px_io {
     struct bufferevent *bev;
     struct event *flush_ev;
     struct evbuffer_cb_entry *out_cb;
-    bool flushed; /* px_io_flush wrote: flush_cb owes the write callback */
 };
 
 static bool write_armed(struct bufferevent *bev)
@@ -149,15 +148,16 @@ static bool write_armed(struct bufferevent *bev)
     return event_pending(&bev->ev_write, EV_WRITE, NULL) != 0;
 }
 
-/* Writes what the output holds, now; arms EV_WRITE for what the kernel did not take. Returns
- * whether anything was written. */
-static bool write_now(struct px_io *io)
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
+    (void)what;
+    struct px_io *io = arg;
     struct bufferevent *bev = io->bev;
     struct evbuffer *out = bufferevent_get_output(bev);
     evutil_socket_t sock = bufferevent_getfd(bev);
     if (evbuffer_get_length(out) == 0 || write_armed(bev) || sock < 0)
-        return false;
+        return;
     /* bufferevent_socket keeps the output's front frozen outside its own writes. */
     evbuffer_unfreeze(out, 1);
     int r = evbuffer_write_atmost(out, sock, -1);
@@ -166,26 +166,10 @@ static bool write_now(struct px_io *io)
      * reports an error through the event callback, as for any write of its own). */
     if (evbuffer_get_length(out) != 0)
         bufferevent_enable(bev, EV_WRITE);
-    return r > 0;
-}
-
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct px_io *io = arg;
-    bool wrote = write_now(io) || io->flushed;
-    io->flushed = false;
     /* Last: the write callback may free the connection, io included. bufferevent_trigger
      * holds a reference on bev while it runs. */
-    if (wrote)
-        bufferevent_trigger(io->bev, EV_WRITE, 0);
-}
-
-void px_io_flush(struct px_io *io)
-{
-    if (io != NULL && write_now(io))
-        io->flushed = true; /* flush_cb, still due, runs the write callback */
+    if (r > 0)
+        bufferevent_trigger(bev, EV_WRITE, 0);
 }
 
 /*

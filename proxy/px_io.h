@@ -35,13 +35,6 @@ struct px_io *px_io_write_first(struct bufferevent *bev);
  * libevent's read callback anew) calls this once the connection is up.
  */
 void px_io_connected(struct px_io *io);
-/*
- * Writes what bev's output holds now instead of at the end of the loop pass, for a caller
- * that has queued all it has for this peer (a request head, a response): its bytes do not
- * wait behind every other connection's work in the pass. The write callback still runs from
- * the loop, as after any px_io write. NULL is a no-op.
- */
-void px_io_flush(struct px_io *io);
 /* Before bufferevent_free(bev). NULL is a no-op. */
 void px_io_free(struct px_io *io);
 

@@ -376,10 +376,8 @@ const char *px_state_name(enum px_state s);
 uint64_t px_now_ms(void);
 void px_conn_arm_timer(struct px_conn *conn, uint32_t ms);
 
-/* Gets credentials (WAIT_CREDS), then signs and connects. With may_sign_now (not from inside
- * a parser callback), credentials the provider holds already are used at once; otherwise, and
- * when it has none, the asynchronous fetch answers from the loop. */
-void px_conn_fetch_creds(struct px_conn *conn, bool may_sign_now);
+/* Starts the asynchronous credential fetch (WAIT_CREDS); signs and connects on the answer. */
+void px_conn_fetch_creds(struct px_conn *conn);
 
 /* Upstream side (px_upstream.c). */
 void px_upstream_start(struct px_conn *conn);

@@ -522,8 +522,7 @@ static int on_headers_complete(llhttp_t *p)
     px_conn_arm_timer(conn, conn->w->cfg->client_idle_timeout_ms);
     if (conn->body_mode == PX_BODY_STREAM || conn->body_mode == PX_BODY_AWS_CHUNKED) {
         px_conn_set_state(conn, PX_STATE_WAIT_CREDS);
-        /* Inside an llhttp callback: the signing and the upstream start wait for the loop. */
-        px_conn_fetch_creds(conn, false);
+        px_conn_fetch_creds(conn);
     } else {
         px_conn_set_state(conn, PX_STATE_READ_BODY);
     }

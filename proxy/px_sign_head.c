@@ -16,19 +16,8 @@
 
 static void creds_cb(struct cred *creds, enum cred_err err, void *arg);
 
-static void sign_and_start(struct px_conn *conn, struct cred *creds);
-
-void px_conn_fetch_creds(struct px_conn *conn, bool may_sign_now)
+void px_conn_fetch_creds(struct px_conn *conn)
 {
-    if (may_sign_now) {
-        /* Credentials at hand (the usual case): sign and go on now, not a loop pass later
-         * behind every other connection's work. */
-        struct cred *now = cred_provider_peek(conn->w->provider);
-        if (now != NULL) {
-            sign_and_start(conn, now);
-            return;
-        }
-    }
     conn->creds_pending = true;
     cred_provider_get(conn->w->provider, creds_cb, conn);
 }
@@ -428,12 +417,6 @@ static void creds_cb(struct cred *creds, enum cred_err err, void *arg)
                      cred_err_str(err));
         return;
     }
-    sign_and_start(conn, creds);
-}
-
-/* Takes the reference `creds`. */
-static void sign_and_start(struct px_conn *conn, struct cred *creds)
-{
     cred_unref(conn->creds);
     conn->creds = creds;
     char why[200];

@@ -717,19 +717,15 @@ static void on_connected(struct px_conn *conn)
     }
     conn->req_head_sent = true;
     conn->req_body_sent = false;
-    struct px_upstream *up = conn->up;
     if (conn->body_mode == PX_BODY_NONE) {
         request_sent(conn);
-    } else {
-        if (conn->body_mode == PX_BODY_BUFFER) {
-            copy_evbuffer(out, conn->body);
-            conn->spool_sent = 0;
-        }
-        px_upstream_pump_body(conn);
+        return;
     }
-    /* Everything there is to send for now is queued: out it goes (px_io_flush). */
-    if (!conn->closing && conn->up == up)
-        px_io_flush(up->io);
+    if (conn->body_mode == PX_BODY_BUFFER) {
+        copy_evbuffer(out, conn->body);
+        conn->spool_sent = 0;
+    }
+    px_upstream_pump_body(conn);
 }
 
 /* ---- connection events ---- */
@@ -877,8 +873,6 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         px_conn_arm_timer(conn, conn->w->cfg->upstream_idle_timeout_ms);
     }
     feed_response(conn);
-    /* What arrived is relayed: to the client now, not at the end of the loop pass. */
-    px_io_flush(conn->client_io);
 }
 
 static void up_write_cb(struct bufferevent *bev, void *arg)
