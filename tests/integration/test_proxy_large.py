@@ -141,3 +141,27 @@ def test_slow_upstream_reader_upload_without_memory_growth(proxy, stub):
     req = stub.assert_all_verified(1)[0]
     assert (req.decoded_len, req.decoded_sha256) == (size, data.sha256(size, 67))
     assert proxy.peak_rss_kib() < C.rss_limit_kib()
+
+
+def test_client_gone_mid_aws_chunked_upload(proxy, stub):
+    """A client that disconnects in the middle of an aws-chunked upload leaves chunks out on
+    the hasher thread (px_hash.c): they are given up without harm, the upstream request is cut,
+    and the next upload on the same worker is intact (under ASan: no leak, no use after free)."""
+    stub.on(B.Sink(), method="PUT")
+    size = 32 * C.MiB  # above --max-buffer-bytes: aws-chunked
+    for i in range(5):
+        c = RawConn(proxy.port, timeout=30)
+        c.send_head("PUT", f"/{C.BUCKET}/cut-{i}",
+                    [("Host", C.S3_HOST), ("Content-Length", str(size))])
+        c.send_body(data.blocks(9 * C.MiB + i * 70001, 70 + i))
+        c.close()
+    time.sleep(0.3)
+    assert proxy.alive()
+    with RawConn(proxy.port, timeout=60) as c:
+        r = c.request("PUT", f"/{C.BUCKET}/whole", [("Host", C.S3_HOST),
+                      ("Content-Length", str(size))], data.blocks(size, 79))
+    assert r.status == 200, r
+    whole = [q for q in stub.requests if q.path == f"/{C.BUCKET}/whole"]
+    assert len(whole) == 1 and whole[0].ok, [q.describe() for q in whole]
+    assert (whole[0].decoded_len, whole[0].decoded_sha256) == (size, data.sha256(size, 79))
+    assert whole[0].content_sha256 == sigv4.STREAMING_SIGNED
