@@ -5,13 +5,17 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/bufferevent_struct.h> /* ev_write: is EV_WRITE armed? */
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 /* One reservation per read. An evbuffer chain holds its header and the data in one
  * allocation rounded up to a power of two: 60 KiB makes 64 KiB blocks, below glibc's mmap
@@ -206,6 +210,95 @@ struct px_io *px_io_write_first(struct bufferevent *bev)
         return NULL;
     }
     return io;
+}
+
+/*
+ * TLS. bufferevent_openssl (libevent 2.1) decrypts one TLS record per loop pass: its read
+ * callback does one SSL_read, drains only what SSL_pending reports of that record, and runs
+ * the read callback; so a download costs an epoll_wait, a read callback and a client write
+ * per 16 KiB record. tls_readcb lets libevent's own callback run first (it keeps handling the
+ * handshake states, timeouts, EOF and errors), then goes on reading whole records while
+ * SSL_read has data to give, up to the read limit, and runs the read callback once more for
+ * them. Each SSL_read takes one whole record (16 KiB of room), so nothing decrypted is
+ * left behind in OpenSSL when the loop stops: what remains is in the socket, whose readiness
+ * brings libevent back. (Read-ahead would save a read(2) per record, but records it buffered
+ * would wait for a readiness that never comes: not used.)
+ */
+#define PX_IO_TLS_LIMIT (256u * 1024)
+
+/* libevent's read-event callback of every bufferevent_openssl (one function for all), taken
+ * from the first one hooked. The event's argument stays the bufferevent itself, as libevent
+ * assigned it: its finalizer reads that argument as the bufferevent when the bufferevent is
+ * freed from inside this callback. */
+static _Atomic(event_callback_fn) tls_orig_readcb;
+
+/* Decrypted records into bev's input until SSL_read has nothing to give without the socket,
+ * or the limit. Returns whether anything was read; *more is set when SSL_read stopped for
+ * another reason than an empty socket (close_notify, an error, a renegotiation wanting a
+ * write), which libevent's callback must then see at once: the socket may never be readable
+ * again to bring it back. */
+static bool tls_read_more(struct bufferevent *bev, SSL *ssl, bool *more)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    bool got = false;
+    *more = false;
+    while (evbuffer_get_length(in) < PX_IO_TLS_LIMIT && (bufferevent_get_enabled(bev) & EV_READ)) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(in, 16384, &v, 1) < 1)
+            break;
+        ERR_clear_error();
+        int r = SSL_read(ssl, v.iov_base, (int)(v.iov_len < 16384 ? v.iov_len : 16384));
+        if (r <= 0) {
+            evbuffer_commit_space(in, &v, 0);
+            *more = SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ;
+            ERR_clear_error(); /* libevent's SSL_read sees the same state again */
+            break;
+        }
+        v.iov_len = (size_t)r;
+        evbuffer_commit_space(in, &v, 1);
+        got = true;
+    }
+    return got;
+}
+
+/* Whether bev is still in use: bufferevent_free clears the callbacks (our reference keeps the
+ * memory until the end of this callback). */
+static bool still_used(struct bufferevent *bev)
+{
+    bufferevent_data_cb readcb = NULL;
+    bufferevent_getcb(bev, &readcb, NULL, NULL, NULL);
+    return readcb != NULL;
+}
+
+static void tls_readcb(evutil_socket_t fd, short what, void *arg)
+{
+    struct bufferevent *bev = arg;
+    event_callback_fn orig = atomic_load_explicit(&tls_orig_readcb, memory_order_relaxed);
+    bufferevent_incref(bev);
+    orig(fd, what, arg);
+    SSL *ssl = still_used(bev) ? bufferevent_openssl_get_ssl(bev) : NULL;
+    bool more = false;
+    if (!(what & EV_TIMEOUT) && ssl != NULL && tls_read_more(bev, ssl, &more))
+        bufferevent_trigger(bev, EV_READ, 0);
+    if (more && still_used(bev))
+        orig(fd, EV_READ, arg);
+    bufferevent_decref(bev);
+}
+
+void px_io_tls_reads(struct bufferevent *bev)
+{
+    event_callback_fn orig = event_get_callback(&bev->ev_read);
+    if (orig == tls_readcb || orig == NULL || event_get_callback_arg(&bev->ev_read) != bev)
+        return; /* already ours, or not the shape this relies on: libevent's way then */
+    atomic_store_explicit(&tls_orig_readcb, orig, memory_order_relaxed);
+    evutil_socket_t fd = event_get_fd(&bev->ev_read);
+    int pending = event_pending(&bev->ev_read, EV_READ, NULL);
+    if (pending)
+        event_del(&bev->ev_read);
+    event_assign(&bev->ev_read, bufferevent_get_base(bev), fd, EV_READ | EV_PERSIST | EV_FINALIZE,
+                 tls_readcb, bev);
+    if (pending)
+        event_add(&bev->ev_read, NULL);
 }
 
 void px_io_connected(struct px_io *io)

@@ -35,6 +35,13 @@ struct px_io *px_io_write_first(struct bufferevent *bev);
  * libevent's read callback anew) calls this once the connection is up.
  */
 void px_io_connected(struct px_io *io);
+/*
+ * bufferevent_openssl: after libevent's own read callback (one TLS record per loop pass), go
+ * on decrypting whole records while the socket has them (see px_io.c). Call once the
+ * handshake is done (BEV_EVENT_CONNECTED); idempotent.
+ */
+void px_io_tls_reads(struct bufferevent *bev);
+
 /* Before bufferevent_free(bev). NULL is a no-op. */
 void px_io_free(struct px_io *io);
 

@@ -809,6 +809,8 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         up->connected = true;
         px_io_connected(up->io);
+        if (up->ssl != NULL)
+            px_io_tls_reads(up->bev);
         /* The head and the body go out as separate writes; without TCP_NODELAY the second
          * waits for the peer's delayed ACK (~40 ms). */
         int one = 1;
