@@ -465,8 +465,10 @@ for W in $WORKERS; do
         wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" "http://127.0.0.1:$P_SIG/bench/obj" >/dev/null 2>&1 || true
         wait "$perf_pid" || true
         say "   perf (untimed extra sigv4d round), top symbols by self time:"
+        # awk, not grep | head: head exiting early would SIGPIPE the pipeline, which pipefail
+        # and set -e turn into the end of the run (it did, with the longer TLS profile).
         perf report -i "$T/perf.data" --stdio --no-children --sort symbol -g none 2>/dev/null |
-            grep -E '^ +[0-9]' | head -25 | sed 's/^/     /'
+            awk '/^ +[0-9]/ && n++ < 25 { print "     " $0 }'
     fi
     say "   sigv4d peak RSS after the wrk rounds: $(vm_kib "$SIG_PID" VmHWM) KiB"
     if [ "$UP_TLS" = 1 ]; then
