@@ -5,7 +5,13 @@
 #
 # Loopback only: every address below is 127.0.0.1. Installs nothing: it names what is missing.
 # Knobs (environment): SIGV4D, WORKERS, ROUNDS, DURATION, WARMUP, CONNS, THREADS, UP_WORKERS,
-# PUT_BYTES, PUT_MODES, PUT_WORKERS, MAX_BUFFER, VERIFY_CHUNKS, PERF, KEEP_TMP.
+# PUT_BYTES, PUT_MODES, PUT_WORKERS, MAX_BUFFER, VERIFY_CHUNKS, PERF, KEEP_TMP, UP_TLS.
+# UP_TLS=1: the upstreams (nginx and upstream.py) serve HTTPS with a certificate for
+# s3.us-east-1.amazonaws.com from a throw-away CA made here; nginx proxies with proxy_pass
+# https (SNI, verification against that CA, session reuse, keep-alive pool) and sigv4d runs
+# with its default https scheme, --ca-file and --connect-to ...:443. Before timing, both
+# proxies must fail against a CA that signed nothing (verification is on). Default 0: plain
+# HTTP upstreams, as before.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,6 +30,7 @@ VERIFY_CHUNKS=${VERIFY_CHUNKS:-0} # 1: upstream.py re-checks every chunk signatu
 PUT_WORKERS=${PUT_WORKERS:-1}
 MAX_BUFFER=${MAX_BUFFER:-8M}
 PERF=${PERF:-0}             # 1: one extra untimed sigv4d round under perf record, top symbols
+UP_TLS=${UP_TLS:-0}         # 1: HTTPS upstreams (see the header)
 PY=/usr/bin/python3         # Debian's python, which sees python3-botocore
 LOGICAL_HOST=s3.us-east-1.amazonaws.com
 AKID=AKIDLOADBENCH0000001
@@ -91,10 +98,40 @@ openssl rand -hex 20 >"$T/secret"
 umask 022
 SECRET=$(cat "$T/secret")
 
-wait_http() { # url: waits (bounded, 10 s) until something answers HTTP on it
+# ---- UP_TLS=1: a throw-away CA and the upstreams' certificate -----------------------------
+# Made with the openssl CLI as tests/integration/sv4h/pki.py does: P-256 keys, a CA, a server
+# certificate for the logical host (and 127.0.0.1, for curl straight to the upstreams), and a
+# second CA that signed nothing, for the check that verification is really on.
+UP_SCHEME=http
+UP_CURL=() # curl arguments to reach the upstreams directly
+if [ "$UP_TLS" = 1 ]; then
+    UP_SCHEME=https
+    mkdir -p "$T/pki"
+    mk_ca() { # stem cn
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout "$T/pki/$1.key" -out "$T/pki/$1.pem" -days 2 -subj "/CN=$2" \
+            -addext basicConstraints=critical,CA:TRUE \
+            -addext keyUsage=critical,keyCertSign,cRLSign >"$T/pki/openssl.log" 2>&1 ||
+            die "openssl could not make the CA $1: $(cat "$T/pki/openssl.log")"
+    }
+    mk_ca ca "sigv4d load benchmark CA"
+    mk_ca other-ca "sigv4d load benchmark unrelated CA"
+    printf '%s\n' "subjectAltName=DNS:$LOGICAL_HOST,IP:127.0.0.1" \
+        "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+        "extendedKeyUsage=serverAuth" >"$T/pki/server.ext"
+    { openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout "$T/pki/server.key" -out "$T/pki/server.csr" -subj "/CN=$LOGICAL_HOST" &&
+        openssl x509 -req -in "$T/pki/server.csr" -CA "$T/pki/ca.pem" -CAkey "$T/pki/ca.key" \
+            -CAcreateserial -out "$T/pki/server.pem" -days 2 -extfile "$T/pki/server.ext"; } \
+        >"$T/pki/openssl.log" 2>&1 || die "openssl could not make the server certificate: $(cat "$T/pki/openssl.log")"
+    chmod 644 "$T/pki/server.key" # read by nginx's workers, which may run as nobody
+    UP_CURL=(--cacert "$T/pki/ca.pem")
+fi
+
+wait_http() { # url [curl args]: waits (bounded, 10 s) until something answers HTTP on it
     local _
     for _ in $(seq 1 100); do
-        if curl -s -o /dev/null --max-time 1 "$1"; then return 0; fi
+        if curl -s -o /dev/null --max-time 1 "${@:2}" "$1"; then return 0; fi
         sleep 0.1
     done
     return 1
@@ -125,19 +162,47 @@ ngx_http_common() {
 EOF
 }
 
+# UP_TLS=1: HTTPS (HTTP/1.1 only: no http2 on the listen line, and nginx 1.22 offers no h2
+# over ALPN without it), TLS 1.2 and 1.3, a shared session cache (and tickets, on by default)
+# so both proxies can resume. The probe log then also shows the TLS version, cipher and
+# whether the session was resumed, and every new upstream connection's first request is
+# logged (cheap: once per connection) so the run can count handshakes and resumptions.
+up_tls_conf() {
+    [ "$UP_TLS" = 1 ] || return 0
+    cat <<EOF
+    ssl_certificate $T/pki/server.pem;
+    ssl_certificate_key $T/pki/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_cache shared:bench_tls:10m;
+    ssl_session_timeout 1h;
+    map \$connection_requests \$first_on_conn { default 0; 1 1; }
+    log_format tlsconn '\$http_x_amz_date \$ssl_protocol \$ssl_cipher \$ssl_session_reused';
+EOF
+}
+UP_PROBE_TLS=""
+UP_LISTEN_SSL=""
+UP_CONN_LOG=""
+if [ "$UP_TLS" = 1 ]; then
+    UP_PROBE_TLS=" tls=\$ssl_protocol/\$ssl_cipher resumed=\$ssl_session_reused"
+    UP_LISTEN_SSL=" ssl"
+    UP_CONN_LOG="access_log $T/up-conns.log tlsconn if=\$first_on_conn;"
+fi
+
 cat >"$T/up.conf" <<EOF
 worker_processes $UP_WORKERS;
 $(ngx_common up)
 http {
 $(ngx_http_common up)
+$(up_tls_conf)
     map \$http_x_bench_probe \$bench_probe { default 0; "~." 1; }
     log_format probe '\$request_method \$request_uri host=\$http_host '
                      'x-amz-date=\$http_x_amz_date '
                      'x-amz-content-sha256=\$http_x_amz_content_sha256 '
-                     'authorization="\$http_authorization"';
+                     'authorization="\$http_authorization"$UP_PROBE_TLS';
     server {
-        listen 127.0.0.1:$P_UP backlog=4096;
+        listen 127.0.0.1:$P_UP$UP_LISTEN_SSL backlog=4096;
         access_log $T/up-probe.log probe if=\$bench_probe;
+        $UP_CONN_LOG
         location / {
             if (\$http_authorization !~ "^AWS4-HMAC-SHA256 Credential=$AKID/[0-9]{8}/us-east-1/s3/aws4_request, ?SignedHeaders=[a-z0-9;-]+, ?Signature=[0-9a-f]{64}\$") {
                 return 403 "no SigV4 Authorization header\n";
@@ -151,9 +216,20 @@ EOF
 # nginx as the plain reverse proxy: HTTP/1.1 keep-alive to the upstream. It signs nothing; it
 # sets a constant SigV4-shaped Authorization (and the two x-amz headers) so the upstream does
 # the same check and parses the same header bytes for both proxies.
-write_proxy_conf() { # workers
-    local zeros
+# UP_TLS=1: proxy_pass https over the same keep-alive pool, SNI and verification of the
+# logical host's name against the CA given (the test CA, or the unrelated one for the check
+# that verification is on), session reuse.
+write_proxy_conf() { # workers [ca file]
+    local zeros tls=""
     zeros=$(printf '0%.0s' $(seq 1 64))
+    if [ "$UP_TLS" = 1 ]; then
+        tls="proxy_ssl_server_name on;
+            proxy_ssl_name $LOGICAL_HOST;
+            proxy_ssl_session_reuse on;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate ${2:-$T/pki/ca.pem};
+            proxy_ssl_protocols TLSv1.2 TLSv1.3;"
+    fi
     cat >"$T/proxy.conf" <<EOF
 worker_processes $1;
 $(ngx_common proxy)
@@ -168,7 +244,8 @@ $(ngx_http_common proxy)
     server {
         listen 127.0.0.1:$P_NGX backlog=4096;
         location / {
-            proxy_pass http://bench_upstream;
+            proxy_pass $UP_SCHEME://bench_upstream;
+            $tls
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $LOGICAL_HOST;
@@ -189,14 +266,19 @@ start_nginx() { # name: runs nginx in the foreground (non-daemon) on $T/name.con
     PIDS+=("$LAST_PID")
 }
 
+# UP_TLS=1: sigv4d's default https scheme, the test CA (SIG_CA_FILE overrides it, for the
+# wrong-CA check) and --connect-to for port 443.
 start_sigv4d() { # port workers upstream_port extra-args...: sets LAST_PID
-    local port=$1 workers=$2 up=$3
+    local port=$1 workers=$2 up=$3 upstream
     shift 3
+    upstream=(--upstream-url-scheme http --connect-to "$LOGICAL_HOST:80:127.0.0.1:$up")
+    [ "$UP_TLS" != 1 ] ||
+        upstream=(--ca-file "${SIG_CA_FILE:-$T/pki/ca.pem}" --connect-to "$LOGICAL_HOST:443:127.0.0.1:$up")
     env -u AWS_SESSION_TOKEN -u AWS_PROFILE -u AWS_CONFIG_FILE -u AWS_SHARED_CREDENTIALS_FILE \
+        -u SSL_CERT_FILE -u SSL_CERT_DIR \
         AWS_ACCESS_KEY_ID=$AKID AWS_SECRET_ACCESS_KEY="$SECRET" \
         "$SIGV4D" --port "127.0.0.1:$port" --workers "$workers" \
-        --upstream-url-scheme http --host "$LOGICAL_HOST" \
-        --connect-to "$LOGICAL_HOST:80:127.0.0.1:$up" --region us-east-1 \
+        --host "$LOGICAL_HOST" "${upstream[@]}" --region us-east-1 \
         --name "${SIG_SERVICE:-s3}" "$@" \
         >>"$T/sigv4d.log" 2>&1 &
     LAST_PID=$!
@@ -214,6 +296,7 @@ say "binary: $SIGV4D ($("$SIGV4D" --version 2>&1 | head -1))"
 say "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 say "machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 say "nginx: $("$NGINX" -v 2>&1 | sed 's/.*: //'), wrk: $(wrk -v 2>&1 | head -1 | cut -d' ' -f2)"
+[ "$UP_TLS" != 1 ] || say "upstreams: HTTPS (UP_TLS=1), $(openssl version)"
 say ""
 
 # ---- 1. single-core SHA-256 rate, and the expected hash of the PUT body --------------------
@@ -232,19 +315,27 @@ EOF
 )
 say "openssl speed sha256, 16 KiB blocks, 3 s:  ${SHA_OPENSSL_MBS} MB/s"
 say "hashlib.sha256 over the $PUT_BYTES-byte PUT body: ${SHA_PY_MBS} MB/s"
+if [ "$UP_TLS" = 1 ]; then # the cipher TLS 1.3 negotiates here (the run prints it): context only
+    aes_line=$(openssl speed -bytes 16384 -seconds 3 -evp aes-256-gcm 2>/dev/null | awk '$1 == "AES-256-GCM" { print $2 }')
+    say "openssl speed -evp aes-256-gcm, 16 KiB blocks, 3 s: $(awk -v k="${aes_line%k}" 'BEGIN { printf "%.0f", k / 1000 }') MB/s"
+fi
 say "(MB = 10^6 bytes; the ratio below uses the openssl figure)"
 say ""
 
 # ---- 2. upstreams, and the checks that come before any timing -----------------------------
 start_nginx up
+py_tls=()
+[ "$UP_TLS" != 1 ] || py_tls=(--tls-cert "$T/pki/server.pem" --tls-key "$T/pki/server.key")
 "$PY" "$HERE/upstream.py" --port "$P_PY" --access-key "$AKID" --secret-key-file "$T/secret" \
-    >"$T/upstream-py.log" 2>&1 &
+    "${py_tls[@]+"${py_tls[@]}"}" >"$T/upstream-py.log" 2>&1 &
 PIDS+=("$!")
-wait_http "http://127.0.0.1:$P_UP/" || die "upstream nginx did not start: $(cat "$T/up-error.log" "$T/up.out")"
-wait_http "http://127.0.0.1:$P_PY/" || die "upstream.py did not start: $(cat "$T/upstream-py.log")"
+wait_http "$UP_SCHEME://127.0.0.1:$P_UP/" "${UP_CURL[@]+"${UP_CURL[@]}"}" ||
+    die "upstream nginx did not start: $(cat "$T/up-error.log" "$T/up.out")"
+wait_http "$UP_SCHEME://127.0.0.1:$P_PY/" "${UP_CURL[@]+"${UP_CURL[@]}"}" ||
+    die "upstream.py did not start: $(cat "$T/upstream-py.log")"
 
 say "== checks before timing"
-code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P_UP/")
+code=$(curl -s -o /dev/null -w '%{http_code}' "${UP_CURL[@]+"${UP_CURL[@]}"}" "$UP_SCHEME://127.0.0.1:$P_UP/")
 [ "$code" = 403 ] || die "the upstream answered $code to an unsigned request; it must refuse it (403)"
 say "ok   upstream nginx refuses an unsigned request (403)"
 
@@ -281,6 +372,30 @@ grep -q "authorization=\"AWS4-HMAC-SHA256 Credential=$AKID/" "$T/up-probe.log" |
     die "the upstream did not log a signed probe request: $(cat "$T/up-probe.log" 2>/dev/null)"
 say "ok   upstream nginx received, from sigv4d: $(tail -1 "$T/up-probe.log")"
 stop_pid "$LAST_PID"
+
+# UP_TLS=1: verification is on in both proxies. Trusting only a CA that signed nothing the
+# upstream presents, each must answer an error and no request may reach the upstream (the
+# probe log does not grow).
+if [ "$UP_TLS" = 1 ]; then
+    wrong_ca() { # label url file-with-the-reason: one probe that must fail before the upstream
+        local before code
+        before=$(wc -l <"$T/up-probe.log")
+        code=$(curl -s -o "$T/wrong-ca.out" -w '%{http_code}' --max-time 15 -H 'X-Bench-Probe: 1' "$2")
+        sleep 0.2
+        [ "$code" -ge 500 ] || die "$1 trusting the wrong CA answered $code: verification is off?"
+        [ "$(wc -l <"$T/up-probe.log")" = "$before" ] ||
+            die "$1 trusting the wrong CA still reached the upstream: $(tail -1 "$T/up-probe.log")"
+        say "ok   $1 trusting an unrelated CA: HTTP $code, nothing reached the upstream; why: $(grep -i 'certificate\|verif' "$3" | tail -1 | sed 's/.*\] //' | cut -c1-150)"
+    }
+    SIG_CA_FILE=$T/pki/other-ca.pem start_sigv4d "$P_SIG" 1 "$P_UP"
+    wrong_ca sigv4d "http://127.0.0.1:$P_SIG/bench/obj" "$T/wrong-ca.out" # its answer says why
+    stop_pid "$LAST_PID"
+    write_proxy_conf 1 "$T/pki/other-ca.pem"
+    start_nginx proxy
+    wait_http "http://127.0.0.1:$P_NGX/" || die "nginx proxy did not start: $(cat "$T/proxy-error.log")"
+    wrong_ca "nginx proxy" "http://127.0.0.1:$P_NGX/bench/obj" "$T/proxy-error.log"
+    stop_pid "$LAST_PID"
+fi
 say ""
 
 # ---- 3. wrk: nginx and sigv4d alternating -----------------------------------------------
@@ -327,10 +442,14 @@ for W in $WORKERS; do
     wait_http "http://127.0.0.1:$P_NGX/" || die "nginx proxy did not start: $(cat "$T/proxy-error.log")"
     start_sigv4d "$P_SIG" "$W" "$P_UP"
     SIG_PID=$LAST_PID
+    probe=()
+    [ "$UP_TLS" != 1 ] || probe=(-H 'X-Bench-Probe: 1') # shows each proxy's TLS parameters
     for p in "nginx $P_NGX" "sigv4d $P_SIG"; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${p#* }/bench/obj")
+        code=$(curl -s -o /dev/null -w '%{http_code}' "${probe[@]+"${probe[@]}"}" "http://127.0.0.1:${p#* }/bench/obj")
         [ "$code" = 200 ] || die "${p% *} answered $code before timing"
+        [ "$UP_TLS" != 1 ] || say "   ${p% *} -> upstream: $(tail -1 "$T/up-probe.log" | grep -o 'tls=.*')"
     done
+    [ "$UP_TLS" != 1 ] || : >"$T/up-conns.log" # count the connections of this worker count only
     run_wrk warmup-nginx "http://127.0.0.1:$P_NGX/bench/obj" "$WARMUP"
     run_wrk warmup-sigv4d "http://127.0.0.1:$P_SIG/bench/obj" "$WARMUP"
     for r in $(seq 1 "$ROUNDS"); do
@@ -346,10 +465,20 @@ for W in $WORKERS; do
         wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" "http://127.0.0.1:$P_SIG/bench/obj" >/dev/null 2>&1 || true
         wait "$perf_pid" || true
         say "   perf (untimed extra sigv4d round), top symbols by self time:"
+        # awk, not grep | head: head exiting early would SIGPIPE the pipeline, which pipefail
+        # and set -e turn into the end of the run (it did, with the longer TLS profile).
         perf report -i "$T/perf.data" --stdio --no-children --sort symbol -g none 2>/dev/null |
-            grep -E '^ +[0-9]' | head -25 | sed 's/^/     /'
+            awk '/^ +[0-9]/ && n++ < 25 { print "     " $0 }'
     fi
     say "   sigv4d peak RSS after the wrk rounds: $(vm_kib "$SIG_PID" VmHWM) KiB"
+    if [ "$UP_TLS" = 1 ]; then
+        # nginx sends the constant X-Amz-Date below; sigv4d the time of signing.
+        say "   upstream TLS connections opened during warm-up and rounds (first request of each):"
+        awk '{ who = ($1 == "20260101T000000Z") ? "nginx " : "sigv4d"; n[who]++; r[who] += ($4 == "r")
+               v[who] = v[who] == "" ? $2 "/" $3 : v[who] }
+             END { for (w in n) printf "     %s %4d connections, %4d resumed (%s)\n", w, n[w], r[w], v[w] }' \
+            "$T/up-conns.log" | sort
+    fi
     stop_pid "$SIG_PID"
     stop_pid "$NGX_PID"
     say ""
@@ -390,7 +519,7 @@ for w in sorted(rows, key=int):
 EOF
 
 # ---- 4. large-body PUT through sigv4d --------------------------------------------------
-say "== PUT of $PUT_BYTES bytes through sigv4d (workers=$PUT_WORKERS) to upstream.py (reads and discards)"
+say "== PUT of $PUT_BYTES bytes through sigv4d (workers=$PUT_WORKERS) to upstream.py (reads and discards$([ "$UP_TLS" != 1 ] || echo '; over TLS: the ceilings too'))"
 # A sparse file of zeros: no disk involved. Read it once first: the first read of fresh page
 # cache on this VM costs seconds (first touch of guest memory), which would be charged to
 # whichever run came first.
@@ -404,10 +533,11 @@ put() { # url [curl args]: curl -T, prints "code seconds"
         -H 'Content-Type: application/octet-stream' "$@" -T "$T/put.bin" "$url"
 }
 # The upstream's own ceilings (unsigned, so it answers 403 after reading the whole body).
-read -r code secs < <(put "http://127.0.0.1:$P_PY/bench/direct" -H 'X-Amz-Content-SHA256: UNSIGNED-PAYLOAD')
+read -r code secs < <(put "$UP_SCHEME://127.0.0.1:$P_PY/bench/direct" "${UP_CURL[@]+"${UP_CURL[@]}"}" \
+    -H 'X-Amz-Content-SHA256: UNSIGNED-PAYLOAD')
 say "$(printf '%-46s %6.0f MB/s  (curl straight to upstream.py, which only drains; HTTP %s)' \
     "ceiling: no proxy, upstream drains" "$(awk -v b="$PUT_BYTES" -v s="$secs" 'BEGIN { print b / s / 1e6 }')" "$code")"
-read -r code secs < <(put "http://127.0.0.1:$P_PY/bench/direct")
+read -r code secs < <(put "$UP_SCHEME://127.0.0.1:$P_PY/bench/direct" "${UP_CURL[@]+"${UP_CURL[@]}"}")
 say "$(printf '%-46s %6.0f MB/s  (the same, upstream hashing the body as it must for the spooled run; HTTP %s)' \
     "ceiling: no proxy, upstream drains + hashes" "$(awk -v b="$PUT_BYTES" -v s="$secs" 'BEGIN { print b / s / 1e6 }')" "$code")"
 for mode in $PUT_MODES; do

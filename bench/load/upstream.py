@@ -13,6 +13,9 @@ without it (other services) have their body hashed here as it is drained, since 
 covers that hash. Paths containing /verify-chunks/ with an aws-chunked body get every chunk
 signature re-checked (slow; used on a small body before timing).
 
+With --tls-cert and --tls-key it serves HTTPS instead (Python's ssl, the handshake in each
+connection's own thread), for the benchmark's TLS upstream mode; without them, plain HTTP.
+
 Only for loopback use: it binds 127.0.0.1.
 """
 
@@ -21,6 +24,7 @@ import hashlib
 import hmac
 import json
 import re
+import ssl
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -107,6 +111,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # quiet: the benchmark reads the JSON answers
         pass
+
+    def setup(self):
+        # Over TLS the listening socket accepts without handshaking (see main), so one slow or
+        # broken client holds up only its own thread, never the accept loop.
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(30)
+            try:
+                self.request.do_handshake()
+            finally:
+                self.request.settimeout(None)
+        super().setup()
 
     def _drain(self, h):
         """Reads and discards the body; returns the number of body bytes read.
@@ -241,13 +256,26 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--access-key", required=True)
     ap.add_argument("--secret-key-file", required=True, help="file holding the secret key")
+    ap.add_argument("--tls-cert", help="PEM certificate (chain): serve HTTPS instead of HTTP")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
     cfg = ap.parse_args()
+    if bool(cfg.tls_cert) != bool(cfg.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
     with open(cfg.secret_key_file, encoding="ascii") as f:
         cfg.secret_key = f.read().strip()
     srv = ThreadingHTTPServer(("127.0.0.1", cfg.port), Handler)
     srv.daemon_threads = True
     srv.cfg = cfg
-    print("upstream.py listening on 127.0.0.1:%d" % cfg.port, file=sys.stderr, flush=True)
+    scheme = "http"
+    if cfg.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        ctx.set_alpn_protocols(["http/1.1"])
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+        scheme = "https"
+    print("upstream.py listening on %s://127.0.0.1:%d" % (scheme, cfg.port), file=sys.stderr,
+          flush=True)
     srv.serve_forever()
 
 
