@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
@@ -225,6 +226,8 @@ struct px_io *px_io_write_first(struct bufferevent *bev)
  * would wait for a readiness that never comes: not used.)
  */
 #define PX_IO_TLS_LIMIT (256u * 1024)
+/* The largest TLS record's plaintext (RFC 8446 5.1): one SSL_read gives at most this. */
+#define PX_IO_TLS_RECORD 16384u
 
 /* libevent's read-event callback of every bufferevent_openssl (one function for all), taken
  * from the first one hooked. The event's argument stays the bufferevent itself, as libevent
@@ -244,10 +247,11 @@ static bool tls_read_more(struct bufferevent *bev, SSL *ssl, bool *more)
     *more = false;
     while (evbuffer_get_length(in) < PX_IO_TLS_LIMIT && (bufferevent_get_enabled(bev) & EV_READ)) {
         struct evbuffer_iovec v;
-        if (evbuffer_reserve_space(in, 16384, &v, 1) < 1)
+        if (evbuffer_reserve_space(in, PX_IO_TLS_RECORD, &v, 1) < 1)
             break;
         ERR_clear_error();
-        int r = SSL_read(ssl, v.iov_base, (int)(v.iov_len < 16384 ? v.iov_len : 16384));
+        int r = SSL_read(ssl, v.iov_base,
+                         (int)(v.iov_len < PX_IO_TLS_RECORD ? v.iov_len : PX_IO_TLS_RECORD));
         if (r <= 0) {
             evbuffer_commit_space(in, &v, 0);
             *more = SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ;
@@ -257,6 +261,8 @@ static bool tls_read_more(struct bufferevent *bev, SSL *ssl, bool *more)
         v.iov_len = (size_t)r;
         evbuffer_commit_space(in, &v, 1);
         got = true;
+        if (r < (int)PX_IO_TLS_RECORD)
+            break; /* a short record ends a burst: asking again would mostly meet EAGAIN */
     }
     return got;
 }
@@ -274,11 +280,15 @@ static void tls_readcb(evutil_socket_t fd, short what, void *arg)
 {
     struct bufferevent *bev = arg;
     event_callback_fn orig = atomic_load_explicit(&tls_orig_readcb, memory_order_relaxed);
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    BIO *rbio = ssl != NULL ? SSL_get_rbio(ssl) : NULL;
+    uint64_t before = rbio != NULL ? BIO_number_read(rbio) : 0;
     bufferevent_incref(bev);
     orig(fd, what, arg);
-    SSL *ssl = still_used(bev) ? bufferevent_openssl_get_ssl(bev) : NULL;
+    /* Only after a full record (a bulk transfer): a small response is all there was. */
+    bool bulk = rbio != NULL && BIO_number_read(rbio) - before >= PX_IO_TLS_RECORD;
     bool more = false;
-    if (!(what & EV_TIMEOUT) && ssl != NULL && tls_read_more(bev, ssl, &more))
+    if (!(what & EV_TIMEOUT) && bulk && still_used(bev) && tls_read_more(bev, ssl, &more))
         bufferevent_trigger(bev, EV_READ, 0);
     if (more && still_used(bev))
         orig(fd, EV_READ, arg);
@@ -299,6 +309,17 @@ void px_io_tls_reads(struct bufferevent *bev)
                  tls_readcb, bev);
     if (pending)
         event_add(&bev->ev_read, NULL);
+}
+
+void px_io_tls_write_now(struct bufferevent *bev)
+{
+    /* bufferevent_openssl's output callback only arms EV_WRITE (epoll_ctl), and the write
+     * waits for the next epoll_wait to report writability (another epoll_ctl to disarm
+     * after). Running its write event now writes in this pass; the arm and the disarm then
+     * fall in the same pass and cancel out in the changelist. */
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0 &&
+        event_pending(&bev->ev_write, EV_WRITE, NULL))
+        event_active(&bev->ev_write, EV_WRITE, 1);
 }
 
 void px_io_connected(struct px_io *io)

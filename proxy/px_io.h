@@ -41,6 +41,9 @@ void px_io_connected(struct px_io *io);
  * handshake is done (BEV_EVENT_CONNECTED); idempotent.
  */
 void px_io_tls_reads(struct bufferevent *bev);
+/* bufferevent_openssl: write what its output holds in this loop pass, not after the next
+ * epoll_wait (see px_io.c). */
+void px_io_tls_write_now(struct bufferevent *bev);
 
 /* Before bufferevent_free(bev). NULL is a no-op. */
 void px_io_free(struct px_io *io);

@@ -717,15 +717,18 @@ static void on_connected(struct px_conn *conn)
     }
     conn->req_head_sent = true;
     conn->req_body_sent = false;
+    struct px_upstream *up = conn->up;
     if (conn->body_mode == PX_BODY_NONE) {
         request_sent(conn);
-        return;
+    } else {
+        if (conn->body_mode == PX_BODY_BUFFER) {
+            copy_evbuffer(out, conn->body);
+            conn->spool_sent = 0;
+        }
+        px_upstream_pump_body(conn);
     }
-    if (conn->body_mode == PX_BODY_BUFFER) {
-        copy_evbuffer(out, conn->body);
-        conn->spool_sent = 0;
-    }
-    px_upstream_pump_body(conn);
+    if (!conn->closing && conn->up == up && up->ssl != NULL)
+        px_io_tls_write_now(up->bev);
 }
 
 /* ---- connection events ---- */
@@ -912,8 +915,10 @@ static void start_connection(struct px_conn *conn, bool fresh)
                 continue;
             pool_unlink(w, up);
             bufferevent_set_timeouts(up->bev, NULL, NULL);
-            /* With write-first (px_io), enabling EV_WRITE would arm it: an epoll_ctl pair. */
-            bufferevent_enable(up->bev, up->io != NULL ? EV_READ : EV_READ | EV_WRITE);
+            /* EV_WRITE stays enabled from the connect on (it is never disabled): enabling it
+             * again would arm it, for TLS too (bufferevent_openssl's start_writing), only for
+             * the next pass to find nothing to write: an epoll_ctl pair per request. */
+            bufferevent_enable(up->bev, EV_READ);
             up->conn = conn;
             up->reused = true;
             up->requests++;
