@@ -2,9 +2,10 @@
  * px_proxy.h: workers, client connections and upstream connections.
  *
  * Threading: each worker thread owns one event_base and everything reachable from it
- * (listener, connections, upstream pool, DNS, signer workspace and key cache). Nothing is
- * shared between workers except the read-only config, the SSL_CTX (thread-safe) and the
- * immutable credentials.
+ * (connections, upstream pool, DNS, signer workspace, key cache). Nothing is shared between
+ * workers except the read-only config, the SSL_CTX (thread-safe) and the immutable
+ * credentials; the main thread reaches a worker only through its inbox (px_accept.c) and a
+ * worker's hasher thread only through its job lists (px_hash.c).
  */
 #ifndef PX_PROXY_H
 #define PX_PROXY_H
@@ -178,7 +179,7 @@ void px_signed_head_release(struct px_signed_head **h);
  * Returns false (nothing queued) when libevent cannot allocate the chain. */
 bool px_signed_head_queue(struct px_signed_head *h, struct evbuffer *out);
 
-/* Creates the worker's loop and listener (synchronous; logs and returns false on failure). */
+/* Creates the worker's loop and inbox (synchronous; logs and returns false on failure). */
 bool px_worker_init(struct px_worker *w);
 /* Runs the loop until stopped and drained; then releases everything the worker owns. */
 void *px_worker_run(void *arg);

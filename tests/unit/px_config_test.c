@@ -15,15 +15,23 @@
 #define PARSE(cfg, err, ...)                                                                       \
     px_config_parse(cfg, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), err, sizeof(err))
 
+/* No flags and no region in the environment. */
+static void parse_bare(struct px_config *cfg)
+{
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+    char err[256];
+    char *argv[] = {"sigv4d", NULL};
+    assert_true(px_config_parse(cfg, 1, argv, err, sizeof(err)));
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
-    unsetenv("AWS_REGION");
-    unsetenv("AWS_DEFAULT_REGION");
     struct px_config cfg;
     char err[256];
     char *argv[] = {"sigv4d", NULL};
-    assert_true(px_config_parse(&cfg, 1, argv, err, sizeof(err)));
+    parse_bare(&cfg);
     assert_int_equal(cfg.action, PX_ACTION_RUN);
     assert_string_equal(cfg.listen_host, "127.0.0.1");
     assert_int_equal(cfg.listen_port, 8080);
@@ -53,12 +61,10 @@ static void test_defaults(void **state)
 static void test_profile_region(void **state)
 {
     (void)state;
-    unsetenv("AWS_REGION");
-    unsetenv("AWS_DEFAULT_REGION");
     struct px_config cfg;
     char err[256];
     char *argv[] = {"sigv4d", NULL};
-    assert_true(px_config_parse(&cfg, 1, argv, err, sizeof(err)));
+    parse_bare(&cfg);
     assert_true(px_config_set_profile_region(&cfg, SIG_SLICE_LIT("eu-north-1")));
     assert_true(sig_slice_eq(cfg.fallback_region, SIG_SLICE_LIT("eu-north-1")));
     /* Not a region (a slash, an empty value, too long): refused, the fallback unchanged. */
