@@ -227,7 +227,7 @@ static void set_read_lowmark(struct px_conn *conn)
         low = left < PX_READ_BATCH_BYTES ? (size_t)left : PX_READ_BATCH_BYTES;
     }
     if (low != conn->read_lowmark && conn->client != NULL) {
-        bufferevent_setwatermark(conn->client, EV_READ, low, PX_HIGH_WATERMARK);
+        bufferevent_setwatermark(conn->client, EV_READ, low, px_conn_body_window(conn));
         conn->read_lowmark = low;
     }
 }
@@ -294,6 +294,11 @@ static bool parse_client_bytes(struct px_conn *conn, const char *p, size_t n,
     return false;
 }
 
+size_t px_conn_body_window(const struct px_conn *conn)
+{
+    return conn->body_mode == PX_BODY_AWS_CHUNKED ? PX_AWS_CHUNKED_WINDOW : PX_HIGH_WATERMARK;
+}
+
 /* A streamed body waits for the upstream: stop reading the client above the high watermark
  * (px_conn_resume_client reads on). True when reading stopped. */
 static bool pause_for_upstream(struct px_conn *conn)
@@ -303,7 +308,7 @@ static bool pause_for_upstream(struct px_conn *conn)
     size_t pending = evbuffer_get_length(conn->body);
     if (conn->req_head_sent && conn->up)
         pending += evbuffer_get_length(bufferevent_get_output(conn->up->bev));
-    if (pending <= PX_HIGH_WATERMARK)
+    if (pending <= px_conn_body_window(conn))
         return false;
     bufferevent_disable(conn->client, EV_READ);
     conn->read_paused = true;

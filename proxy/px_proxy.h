@@ -51,6 +51,12 @@
 #define PX_LINGER_MS 2000u
 /* aws-chunked chunk size: what the AWS SDKs use; each chunk is signed once it is complete. */
 #define PX_AWS_CHUNK_BYTES (64u * 1024)
+/* An upload sent as aws-chunked reads on while what it holds (body not yet given to the
+ * hasher, plus upstream output) is at most this, and again from half of it. Larger than the
+ * streaming watermark: at 256 KiB the client's window closed about 2000 times per GiB and the
+ * loop thread spent 0.8 s per GiB instead of 0.55 (bench/load/README.md). With the jobs at
+ * the hasher (PX_HASH_DEPTH x PX_HASH_BATCH chunks) an upload holds at most 2 MiB. */
+#define PX_AWS_CHUNKED_WINDOW (1024u * 1024)
 
 struct px_conn;
 struct px_upstream;
@@ -398,5 +404,8 @@ void px_conn_response_done(struct px_conn *conn);
 void px_conn_client_write(struct px_conn *conn, const void *p, size_t n);
 /* The upstream has room again for a streamed request body: read the client again. */
 void px_conn_resume_client(struct px_conn *conn);
+/* The high watermark of conn's request body: PX_AWS_CHUNKED_WINDOW for aws-chunked uploads,
+ * PX_HIGH_WATERMARK otherwise; reading resumes at half of it. */
+size_t px_conn_body_window(const struct px_conn *conn);
 
 #endif

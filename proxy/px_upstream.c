@@ -568,10 +568,11 @@ static bool frame_hashed(struct px_conn *conn, struct evbuffer *out)
 }
 
 /* Moves the next complete chunks from conn->body into jobs for the hasher: at most
- * PX_HASH_DEPTH jobs out, and none while the upstream output is above the high watermark. */
+ * PX_HASH_DEPTH jobs out, and none while the upstream output is above the body window. */
 static bool submit_chunks(struct px_conn *conn, struct evbuffer *out)
 {
-    while (conn->hq_count < PX_HASH_DEPTH && evbuffer_get_length(out) < PX_HIGH_WATERMARK) {
+    size_t window = px_conn_body_window(conn);
+    while (conn->hq_count < PX_HASH_DEPTH && evbuffer_get_length(out) < window) {
         uint64_t left = conn->content_length - conn->chunked_sent - conn->hq_bytes;
         size_t have = evbuffer_get_length(conn->body);
         size_t lens[PX_HASH_BATCH];
@@ -619,7 +620,7 @@ static void pump_aws_chunked(struct px_conn *conn, struct evbuffer *out)
     }
     if (conn->chunked_final_sent && conn->req_complete)
         request_sent(conn);
-    else if (evbuffer_get_length(out) <= PX_LOW_WATERMARK)
+    else if (evbuffer_get_length(out) <= px_conn_body_window(conn) / 2)
         px_conn_resume_client(conn);
 }
 
@@ -717,6 +718,8 @@ static void on_connected(struct px_conn *conn)
     }
     conn->req_head_sent = true;
     conn->req_body_sent = false;
+    /* The body is pumped again once the output drains to half this request's window. */
+    bufferevent_setwatermark(bev, EV_WRITE, px_conn_body_window(conn) / 2, 0);
     struct px_upstream *up = conn->up;
     if (conn->body_mode == PX_BODY_NONE) {
         request_sent(conn);
