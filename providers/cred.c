@@ -35,6 +35,16 @@ const char *cred_err_str(enum cred_err err)
         return "a shared config or credentials file is over a limit";
     case CRED_ERR_FILE_SYNTAX:
         return "a shared config or credentials file is malformed";
+    case CRED_ERR_FETCH:
+        return "the credential service refused the request";
+    case CRED_ERR_BAD_ANSWER:
+        return "the credential service's answer is malformed";
+    case CRED_ERR_UNREACHABLE:
+        return "the credential service cannot be reached";
+    case CRED_ERR_PENDING:
+        return "credentials are being fetched";
+    case CRED_ERR_EXPIRED:
+        return "the credentials expired and could not be refreshed";
     }
     return "unknown credential error";
 }

@@ -27,6 +27,13 @@ enum cred_err {
     CRED_ERR_FILE_UNREADABLE = 205, /* a file exists but cannot be read */
     CRED_ERR_FILE_LIMIT = 206,      /* a file is over a size, line or count limit */
     CRED_ERR_FILE_SYNTAX = 207,     /* a file is malformed */
+    /* Sources that fetch credentials over the network (providers/sts.h, px_creds.c). */
+    CRED_ERR_FETCH = 208,      /* the credential service refused (its code and message logged) */
+    CRED_ERR_BAD_ANSWER = 209, /* the credential service's answer is malformed */
+    CRED_ERR_UNREACHABLE =
+        210,                /* the credential service cannot be reached (connect, TLS, timeout) */
+    CRED_ERR_PENDING = 211, /* the first fetch has not answered yet */
+    CRED_ERR_EXPIRED = 212, /* the last credentials expired and no refresh succeeded */
 };
 
 /* A fixed message per code; never contains input. */
