@@ -781,8 +781,8 @@ bool px_config_host_allowed(const struct px_config *cfg, struct sig_slice host)
     return false;
 }
 
-bool px_connect_target(const struct px_config *cfg, const char *host, uint16_t port,
-                       char *host_out, size_t cap, uint16_t *port_out)
+bool px_connect_target(const struct px_config *cfg, const char *host, uint16_t port, char *host_out,
+                       size_t cap, uint16_t *port_out)
 {
     if (!px_copy_cstr(host_out, cap, sig_slice_from_cstr(host)))
         return false;
