@@ -75,8 +75,9 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 static void init_libxml2(void)
 {
-    /* Must precede every other libxml2 call, so that no block allocated by the C library's
-     * malloc is later handed to wipe_free (and the other way round). */
+    /* Before any parse, so that every block holding answer bytes is wiped. The wrappers use
+     * the C library's heap, so a block libxml2 took before this point is still freed
+     * correctly (and wiped too). */
     if (xmlMemSetup(wipe_free, wipe_malloc, wipe_realloc, wipe_strdup) != 0)
         abort(); /* cannot fail with non-NULL functions */
     xmlInitParser();

@@ -230,13 +230,19 @@ static enum cred_err sign(struct signed_head *s, const char *host, const char *r
     return e;
 }
 
+/* The usual endpoint and region. */
+static enum cred_err sign_us(struct signed_head *s, const char *body,
+                             const struct sig_credentials *base, size_t cap)
+{
+    return sign(s, "sts.us-east-1.amazonaws.com", "us-east-1", body, base, cap);
+}
+
 static void test_signed_head_shape(void **state)
 {
     (void)state;
     static struct signed_head s;
     const char *body = "Action=AssumeRole&Version=2011-06-15&RoleArn=x";
-    assert_int_equal(
-        sign(&s, "sts.us-east-1.amazonaws.com", "us-east-1", body, &BASE, sizeof(s.mem)), CRED_OK);
+    assert_int_equal(sign_us(&s, body, &BASE, sizeof(s.mem)), CRED_OK);
     struct sig_slice head = sig_buf_slice(&s.head);
     /* Line by line; the signature is botocore's business (the differential test). */
     static const char *const lines[] = {
@@ -268,9 +274,7 @@ static void test_signed_head_shape(void **state)
     /* Without a token: no token header, and it is not signed. */
     struct sig_credentials no_token = BASE;
     no_token.session_token = (struct sig_slice){0};
-    assert_int_equal(
-        sign(&s, "sts.us-east-1.amazonaws.com", "us-east-1", body, &no_token, sizeof(s.mem)),
-        CRED_OK);
+    assert_int_equal(sign_us(&s, body, &no_token, sizeof(s.mem)), CRED_OK);
     head = sig_buf_slice(&s.head);
     assert_false(contains(head, "X-Amz-Security-Token"));
     assert_true(contains(head, "SignedHeaders=content-type;host;x-amz-date, Signature="));
@@ -281,14 +285,11 @@ static void test_signed_head_errors(void **state)
     (void)state;
     static struct signed_head s;
     const char *body = "Action=AssumeRole";
-    assert_int_equal(
-        sign(&s, "sts.us-east-1.amazonaws.com", "us-east-1", body, &BASE, sizeof(s.mem)), CRED_OK);
+    assert_int_equal(sign_us(&s, body, &BASE, sizeof(s.mem)), CRED_OK);
     size_t need = s.head.len;
-    assert_int_equal(sign(&s, "sts.us-east-1.amazonaws.com", "us-east-1", body, &BASE, need),
-                     CRED_OK);
+    assert_int_equal(sign_us(&s, body, &BASE, need), CRED_OK);
     memset(s.mem, 0x55, sizeof(s.mem));
-    assert_int_equal(sign(&s, "sts.us-east-1.amazonaws.com", "us-east-1", body, &BASE, need - 1),
-                     CRED_ERR_TOO_LONG);
+    assert_int_equal(sign_us(&s, body, &BASE, need - 1), CRED_ERR_TOO_LONG);
     assert_int_equal(s.head.len, 0);
     /* What had been written (the token with it: all but the final CRLF, which did not fit)
      * is wiped. */
