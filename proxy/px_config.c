@@ -85,7 +85,7 @@ static const struct flag flags[] = {
      "idle time before a pooled upstream connection closes (default 40s; 0: no limit)"},
     {F_LOG_FAILED, "log-failed-requests", 0, NULL, "log requests that fail (status >= 400)"},
     {F_VERBOSE, "verbose", 'v', NULL, "log one line per request (twice: debug)"},
-    {F_ROLE_ARN, "role-arn", 0, "ARN", "role to assume (not implemented yet: refused)"},
+    {F_ROLE_ARN, "role-arn", 0, "ARN", "assume this role with STS and sign with its credentials"},
     {F_CA_FILE, "ca-file", 0, "FILE",
      "PEM CA bundle for upstream verification (default: the "
      "system store; SSL_CERT_FILE and SSL_CERT_DIR honoured)"},
