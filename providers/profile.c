@@ -681,19 +681,30 @@ enum cred_err cred_from_profile(const struct prof_set *set, struct sig_slice pro
             return fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
                         "profile %.*s uses %s, which sigv4d does not support yet", plen, pname,
                         before_keys[i]);
-    struct sig_slice id = prof_get(set, profile, SIG_SLICE_LIT("aws_access_key_id"));
-    struct sig_slice secret = prof_get(set, profile, SIG_SLICE_LIT("aws_secret_access_key"));
-    struct sig_slice token = prof_get(set, profile, SIG_SLICE_LIT("aws_session_token"));
-    if (id.len == 0 && secret.len == 0) {
+    if (prof_get(set, profile, SIG_SLICE_LIT("aws_access_key_id")).len == 0 &&
+        prof_get(set, profile, SIG_SLICE_LIT("aws_secret_access_key")).len == 0) {
         static const char *const after_keys[] = {"credential_process", "credential_source"};
         for (size_t i = 0; i < sizeof(after_keys) / sizeof(after_keys[0]); i++)
             if (profile_has(set, profile, after_keys[i]))
                 return fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
                             "profile %.*s uses %s, which sigv4d does not support yet", plen, pname,
                             after_keys[i]);
+    }
+    return cred_from_profile_keys(set, profile, out, msg, msg_len);
+}
+
+enum cred_err cred_from_profile_keys(const struct prof_set *set, struct sig_slice profile,
+                                     struct cred **out, char *msg, size_t msg_len)
+{
+    *out = NULL;
+    int plen = profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)profile.len;
+    const char *pname = (const char *)profile.ptr;
+    struct sig_slice id = prof_get(set, profile, SIG_SLICE_LIT("aws_access_key_id"));
+    struct sig_slice secret = prof_get(set, profile, SIG_SLICE_LIT("aws_secret_access_key"));
+    struct sig_slice token = prof_get(set, profile, SIG_SLICE_LIT("aws_session_token"));
+    if (id.len == 0 && secret.len == 0)
         return fail(msg, msg_len, CRED_ERR_NOT_FOUND, "profile %.*s has no credentials", plen,
                     pname);
-    }
     if (id.len == 0 || secret.len == 0)
         return fail(msg, msg_len, CRED_ERR_INVALID, "profile %.*s has %s but no %s", plen, pname,
                     id.len == 0 ? "aws_secret_access_key" : "aws_access_key_id",
@@ -701,5 +712,91 @@ enum cred_err cred_from_profile(const struct prof_set *set, struct sig_slice pro
     enum cred_err e = cred_new(id, secret, token, out);
     if (e != CRED_OK)
         return fail(msg, msg_len, e, "profile %.*s: %s", plen, pname, cred_err_str(e));
+    return CRED_OK;
+}
+
+/* ---- roles ---- */
+
+/* duration_seconds: decimal digits only, 900..43200. */
+static bool parse_duration(struct sig_slice v, uint32_t *out)
+{
+    if (v.len == 0 || v.len > 5)
+        return false;
+    uint32_t n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.ptr[i] < '0' || v.ptr[i] > '9')
+            return false;
+        n = n * 10 + (uint32_t)(v.ptr[i] - '0');
+    }
+    if (n < 900 || n > 43200)
+        return false;
+    *out = n;
+    return true;
+}
+
+/* The source of the AssumeRole call's credentials: source_profile or credential_source. */
+static enum cred_err role_source(const struct prof_set *set, struct sig_slice profile,
+                                 struct prof_role *r, char *msg, size_t msg_len)
+{
+    int plen = profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)profile.len;
+    const char *pname = (const char *)profile.ptr;
+    struct sig_slice source = prof_get(set, profile, SIG_SLICE_LIT("credential_source"));
+    r->source_profile = prof_get(set, profile, SIG_SLICE_LIT("source_profile"));
+    if ((r->source_profile.len == 0) == (source.len == 0))
+        return fail(msg, msg_len, CRED_ERR_INVALID,
+                    "profile %.*s has role_arn and must have exactly one of source_profile and "
+                    "credential_source",
+                    plen, pname);
+    if (source.len != 0) {
+        if (!sig_slice_eq(source, SIG_SLICE_LIT("Environment")))
+            return fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
+                        "profile %.*s: credential_source other than Environment is not "
+                        "supported yet",
+                        plen, pname);
+        r->source_environment = true;
+        return CRED_OK;
+    }
+    int slen =
+        r->source_profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)r->source_profile.len;
+    const char *sname = (const char *)r->source_profile.ptr;
+    if (!prof_has_profile(set, r->source_profile))
+        return fail(msg, msg_len, CRED_ERR_NO_PROFILE,
+                    "profile %.*s: its source_profile %.*s is in neither file", plen, pname, slen,
+                    sname);
+    /* A profile may name itself: its own keys sign the call (botocore does the same). */
+    if (!sig_slice_eq(r->source_profile, profile) &&
+        profile_has(set, r->source_profile, "role_arn"))
+        return fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
+                    "profile %.*s: its source_profile %.*s assumes a role too (chained roles are "
+                    "not supported yet)",
+                    plen, pname, slen, sname);
+    return CRED_OK;
+}
+
+enum cred_err prof_role(const struct prof_set *set, struct sig_slice profile, struct prof_role *out,
+                        char *msg, size_t msg_len)
+{
+    memset(out, 0, sizeof(*out));
+    int plen = profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)profile.len;
+    const char *pname = (const char *)profile.ptr;
+    if (!prof_has_profile(set, profile))
+        return fail(msg, msg_len, CRED_ERR_NO_PROFILE,
+                    "profile %.*s is in neither the config nor the credentials file", plen, pname);
+    out->role_arn = prof_get(set, profile, SIG_SLICE_LIT("role_arn"));
+    if (out->role_arn.len == 0)
+        return fail(msg, msg_len, CRED_ERR_NOT_FOUND, "profile %.*s assumes no role", plen, pname);
+    if (profile_has(set, profile, "web_identity_token_file"))
+        return fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
+                    "profile %.*s uses web_identity_token_file, which sigv4d does not support yet",
+                    plen, pname);
+    enum cred_err e = role_source(set, profile, out, msg, msg_len);
+    if (e != CRED_OK)
+        return e;
+    out->external_id = prof_get(set, profile, SIG_SLICE_LIT("external_id"));
+    out->session_name = prof_get(set, profile, SIG_SLICE_LIT("role_session_name"));
+    struct sig_slice d = prof_get(set, profile, SIG_SLICE_LIT("duration_seconds"));
+    if (d.len != 0 && !parse_duration(d, &out->duration_s))
+        return fail(msg, msg_len, CRED_ERR_INVALID,
+                    "profile %.*s: duration_seconds must be a number of 900 to 43200", plen, pname);
     return CRED_OK;
 }

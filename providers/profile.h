@@ -138,6 +138,38 @@ void prof_each(const struct prof_set *set, prof_each_fn fn, void *arg);
 SIG_MUST_USE enum cred_err cred_from_profile(const struct prof_set *set, struct sig_slice profile,
                                              struct cred **out, char *msg, size_t msg_len);
 
+/* The role a profile assumes, as the SDKs read it (views into the set). */
+struct prof_role {
+    struct sig_slice role_arn;
+    struct sig_slice source_profile; /* whose static keys sign the AssumeRole call; may be the
+                                        profile itself */
+    bool source_environment;         /* credential_source = Environment instead */
+    struct sig_slice external_id;    /* external_id, optional */
+    struct sig_slice session_name;   /* role_session_name, optional */
+    uint32_t duration_s;             /* duration_seconds; 0 when absent */
+};
+
+/*
+ * The role `profile` assumes (role_arn). CRED_ERR_NOT_FOUND if it has no role_arn (then
+ * cred_from_profile applies). CRED_ERR_UNSUPPORTED, naming the setting, for web identity
+ * (web_identity_token_file), a credential_source other than Environment, a source_profile that
+ * itself assumes a role (chained roles), and CRED_ERR_INVALID for neither or both of
+ * source_profile and credential_source, or a duration_seconds that is not a number of 900 to
+ * 43200. CRED_ERR_NO_PROFILE if the profile (or its source_profile) is in neither file.
+ * msg gets a one-line reason on error (never a value but the setting names).
+ */
+SIG_MUST_USE enum cred_err prof_role(const struct prof_set *set, struct sig_slice profile,
+                                     struct prof_role *out, char *msg, size_t msg_len);
+
+/*
+ * The static keys of `profile` alone (aws_access_key_id, aws_secret_access_key,
+ * aws_session_token), whatever else it sets: for a source_profile that names itself.
+ * CRED_ERR_NOT_FOUND, CRED_ERR_INVALID, CRED_ERR_TOO_LONG as cred_from_profile.
+ */
+SIG_MUST_USE enum cred_err cred_from_profile_keys(const struct prof_set *set,
+                                                  struct sig_slice profile, struct cred **out,
+                                                  char *msg, size_t msg_len);
+
 /*
  * Test hook: when set, prof_set_free calls it with each block just after wiping it and just
  * before freeing it, so a test can check that the bytes are zero. NULL in production.

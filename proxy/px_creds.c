@@ -45,6 +45,8 @@ struct px_creds {
     struct cred_slot *slot;
     char role_arn[2048];
     char session_name[STS_MAX_SESSION_NAME + 1];
+    char external_id[1300];
+    uint32_t duration_s;
     char region[64];
     char host[256]; /* sts.REGION.amazonaws.com: SNI, certificate name, Host, signature */
     char connect_host[256];
@@ -300,7 +302,8 @@ static bool queue_request(struct px_creds *c, struct evbuffer *out, char *reason
     struct sts_assume_role p = {
         .role_arn = sig_slice_from_cstr(c->role_arn),
         .session_name = sig_slice_from_cstr(c->session_name),
-        .duration_s = STS_DEFAULT_DURATION_S,
+        .external_id = sig_slice_from_cstr(c->external_id),
+        .duration_s = c->duration_s,
     };
     uint8_t *ws_mem = px_xmalloc(PX_CREDS_WORKSPACE_BYTES);
     struct sig_workspace ws;
@@ -432,6 +435,8 @@ static bool copy_params(struct px_creds *c, const struct px_creds_params *p)
     if (!px_copy_cstr(c->role_arn, sizeof(c->role_arn), sig_slice_from_cstr(p->role_arn)) ||
         !px_copy_cstr(c->session_name, sizeof(c->session_name),
                       sig_slice_from_cstr(p->session_name)) ||
+        !px_copy_cstr(c->external_id, sizeof(c->external_id),
+                      sig_slice_from_cstr(p->external_id)) ||
         !px_copy_cstr(c->region, sizeof(c->region), region) ||
         sts_endpoint_host(region, c->host, sizeof(c->host)) != CRED_OK) {
         px_log(PX_LOG_ERROR, "credentials: --role-arn, the session name or the region is too "
@@ -478,6 +483,7 @@ struct px_creds *px_creds_start(const struct px_creds_params *p)
     c->slot = p->slot;
     c->base_creds = cred_ref(p->base);
     c->backoff_s = 1;
+    c->duration_s = p->duration_s != 0 ? p->duration_s : STS_DEFAULT_DURATION_S;
     c->answer = px_xmalloc(STS_MAX_RESPONSE_BYTES);
     llhttp_settings_init(&c->settings);
     c->settings.on_body = on_body;

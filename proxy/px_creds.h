@@ -18,6 +18,7 @@
 #define PX_CREDS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <openssl/ssl.h>
 
@@ -39,6 +40,8 @@ struct px_creds_params {
     struct cred_slot *slot;      /* borrowed; outlives the thread */
     const char *role_arn;
     const char *session_name; /* valid RoleSessionName */
+    const char *external_id;  /* NULL or "" for none */
+    uint32_t duration_s;      /* DurationSeconds; 0: STS_DEFAULT_DURATION_S */
     const char *region;       /* STS region */
 };
 

@@ -10,11 +10,12 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "profile.h"
-#include "px_creds.h"
+#include "px_credsetup.h"
 #include "px_io.h"
 #include "px_proxy.h"
-#include "sts.h"
+
+/* How long start-up waits for the first AssumeRole answer before accepting connections. */
+#define PX_FIRST_CREDS_WAIT_MS 5000u
 
 static SSL_CTX *make_ssl_ctx(const struct px_config *cfg)
 {
@@ -38,76 +39,6 @@ static SSL_CTX *make_ssl_ctx(const struct px_config *cfg)
     return ctx;
 }
 
-/* How long start-up waits for the first AssumeRole answer before accepting connections. */
-#define PX_FIRST_CREDS_WAIT_MS 5000u
-
-/* RoleSessionName: AWS_ROLE_SESSION_NAME as the SDKs read it, else sigv4d-UNIXTIME. False after
- * printing one line if the variable is malformed. */
-static bool role_session_name(char *out, size_t cap)
-{
-    const char *env = getenv("AWS_ROLE_SESSION_NAME");
-    if (env != NULL && env[0] != '\0') {
-        if (!sts_session_name_valid(sig_slice_from_cstr(env)) ||
-            !px_copy_cstr(out, cap, sig_slice_from_cstr(env))) {
-            fprintf(stderr, "sigv4d: invalid AWS_ROLE_SESSION_NAME: want 2-64 characters of "
-                            "A-Z a-z 0-9 + = , . @ _ -\n");
-            return false;
-        }
-        return true;
-    }
-    snprintf(out, cap, "sigv4d-%lld", (long long)time(NULL));
-    return true;
-}
-
-/*
- * The shared config and credentials files, read once at start-up when the environment leaves
- * something open: the region (after AWS_REGION and AWS_DEFAULT_REGION, before us-east-1) and,
- * if the environment has no keys (*cerr == CRED_ERR_NOT_FOUND), the profile's static keys.
- * Returns false after printing one line when sigv4d must not start: a malformed or unreadable
- * file, a profile named by AWS_PROFILE that does not exist, or a profile whose credentials
- * sigv4d cannot use (so that it never silently signs with nothing).
- */
-static bool use_shared_files(struct px_config *cfg, struct cred **creds, enum cred_err *cerr)
-{
-    struct prof_paths paths;
-    struct prof_set *set = NULL;
-    char msg[512];
-    if (prof_paths_from_env(&paths) != CRED_OK) {
-        fprintf(stderr, "sigv4d: AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE or AWS_PROFILE "
-                        "is too long\n");
-        return false;
-    }
-    if (prof_set_load(&paths, &set, msg, sizeof(msg)) != CRED_OK) {
-        fprintf(stderr, "sigv4d: %s\n", msg);
-        return false;
-    }
-    struct sig_slice profile = sig_slice_from_cstr(paths.profile);
-    struct sig_slice region = prof_get(set, profile, SIG_SLICE_LIT("region"));
-    if (region.len != 0 && !px_config_set_profile_region(cfg, region))
-        px_log(PX_LOG_ERROR, "profile %s: region is not a valid region name: ignored",
-               paths.profile);
-    bool ok = true;
-    if (*creds == NULL && *cerr == CRED_ERR_NOT_FOUND) {
-        enum cred_err e = cred_from_profile(set, profile, creds, msg, sizeof(msg));
-        if (e == CRED_OK) {
-            char id[8];
-            cred_redacted_id(*creds, id);
-            px_log(PX_LOG_INFO, "credentials from profile %s (shared files), access key %s",
-                   paths.profile, id);
-            *cerr = CRED_OK;
-        } else if (e == CRED_ERR_NOT_FOUND ||
-                   (e == CRED_ERR_NO_PROFILE && !paths.profile_from_env)) {
-            /* No keys anywhere: serve 503s, as without the files (the log says why). */
-        } else {
-            fprintf(stderr, "sigv4d: %s%s\n", msg,
-                    e == CRED_ERR_NO_PROFILE ? " (AWS_PROFILE)" : "");
-            ok = false;
-        }
-    }
-    prof_set_free(set);
-    return ok;
-}
-
 int main(int argc, char **argv)
 {
     struct px_config cfg;
@@ -117,9 +48,7 @@ int main(int argc, char **argv)
     unsigned started = 0;
     int listen_fd = -1;
     SSL_CTX *ssl_ctx = NULL;
-    struct cred *creds = NULL;
-    struct cred_slot *slot = NULL;
-    struct px_creds *cthread = NULL;
+    struct px_cred_setup cs = {0};
 
     if (!px_config_parse(&cfg, argc, argv, err, sizeof(err))) {
         fprintf(stderr, "sigv4d: %s\n", err);
@@ -148,51 +77,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     px_io_tune_malloc();
-    char session_name[STS_MAX_SESSION_NAME + 1];
-    if (cfg.role_arn != NULL && !role_session_name(session_name, sizeof(session_name))) {
-        rc = 2;
+    if (!px_cred_setup(&cfg, &cs)) {
+        rc = cs.exit_code;
         goto out;
-    }
-
-    enum cred_err cerr = cred_from_env(&creds);
-    if (cerr == CRED_OK) {
-        char id[8];
-        cred_redacted_id(creds, id);
-        px_log(PX_LOG_INFO, "credentials from the environment, access key %s", id);
-    }
-    /* The shared files only when needed: with keys and a region in the environment (or
-     * --region) a broken ~/.aws/config cannot stop sigv4d. */
-    if ((cerr == CRED_ERR_NOT_FOUND || (cfg.region.len == 0 && !cfg.fallback_region_from_env)) &&
-        !use_shared_files(&cfg, &creds, &cerr))
-        goto out;
-    if (cfg.role_arn != NULL) {
-        if (cerr != CRED_OK) {
-            fprintf(stderr,
-                    "sigv4d: --role-arn needs base credentials (environment or profile): "
-                    "%s\n",
-                    cred_err_str(cerr));
-            goto out;
-        }
-        sts_init();
-        slot = cred_slot_new();
-        char region[64];
-        px_copy_cstr(region, sizeof(region), cfg.region.len ? cfg.region : cfg.fallback_region);
-        struct px_creds_params cp = {.cfg = &cfg,
-                                     .base = creds,
-                                     .slot = slot,
-                                     .role_arn = cfg.role_arn,
-                                     .session_name = session_name,
-                                     .region = region};
-        cthread = px_creds_start(&cp);
-        if (cthread == NULL)
-            goto out;
-    } else if (cerr != CRED_OK) {
-        /* Keep serving: every request gets 503 with the reason, which is easier to diagnose
-         * from a client than a proxy that refuses to start. */
-        px_log(PX_LOG_ERROR,
-               "no usable credentials in the environment or the shared files (%s): requests "
-               "will get 503",
-               cred_err_str(cerr));
     }
 
     if (cfg.upstream_tls) {
@@ -210,8 +97,8 @@ int main(int argc, char **argv)
         workers[i].wake_fd = -1;
         workers[i].cfg = &cfg;
         workers[i].ssl_ctx = ssl_ctx;
-        workers[i].creds = creds;
-        workers[i].slot = slot;
+        workers[i].creds = cs.creds;
+        workers[i].slot = cs.slot;
         if (!px_worker_init(&workers[i])) {
             for (unsigned k = 0; k <= i; k++)
                 px_worker_release(&workers[k]);
@@ -229,7 +116,7 @@ int main(int argc, char **argv)
                cfg.listen_host[0] ? cfg.listen_host : "0.0.0.0", cfg.listen_port, cfg.workers,
                cfg.upstream_tls ? "https" : "http");
         /* Connections wait in the listen backlog until the first credentials (or 5 s). */
-        if (cthread != NULL && !px_creds_wait_first(cthread, PX_FIRST_CREDS_WAIT_MS))
+        if (cs.thread != NULL && !px_creds_wait_first(cs.thread, PX_FIRST_CREDS_WAIT_MS))
             px_log(PX_LOG_ERROR, "credentials: no answer from STS yet; serving (requests get "
                                  "503 until credentials arrive)");
         int sig = px_accept_run(listen_fd, workers, cfg.workers, &sigs);
@@ -249,9 +136,7 @@ out_workers:
 out:
     if (listen_fd >= 0)
         close(listen_fd);
-    px_creds_stop(cthread);
-    cred_slot_free(slot);
-    cred_unref(creds);
+    px_cred_setup_cleanup(&cs);
     SSL_CTX_free(ssl_ctx);
     px_config_cleanup(&cfg);
     libevent_global_shutdown();

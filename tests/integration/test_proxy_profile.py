@@ -125,12 +125,26 @@ def test_credential_process_profile_stops_start_up(sigv4d_bin, tmp_path):
                          "which sigv4d does not support yet", absent=("get-creds", "s3cr3t"))
 
 
-def test_role_profile_stops_start_up(sigv4d_bin, tmp_path):
+def test_chained_role_profile_stops_start_up(sigv4d_bin, tmp_path):
+    # Profile roles are assumed (test_proxy_role.py); a role whose source assumes a role too
+    # is not supported yet, and says so instead of signing with the wrong identity.
     env = write_files(tmp_path, "[profile r]\nrole_arn = arn:aws:iam::123456789012:role/x\n"
+                                "source_profile = q\n[profile q]\n"
+                                "role_arn = arn:aws:iam::123456789012:role/q\n"
                                 "source_profile = default\n", CREDENTIALS)
     env["AWS_PROFILE"] = "r"
     r = run_sigv4d(sigv4d_bin, tmp_path, env)
-    assert_one_line_exit(r, "profile r uses role_arn", absent=(C.SECRET,))
+    assert_one_line_exit(r, "profile r", "chained roles are not supported yet",
+                         absent=(C.SECRET,))
+
+
+def test_role_profile_without_a_source_stops_start_up(sigv4d_bin, tmp_path):
+    env = write_files(tmp_path, "[profile r]\nrole_arn = arn:aws:iam::123456789012:role/x\n",
+                      CREDENTIALS)
+    env["AWS_PROFILE"] = "r"
+    r = run_sigv4d(sigv4d_bin, tmp_path, env)
+    assert_one_line_exit(r, "profile r", "source_profile", "credential_source",
+                         absent=(C.SECRET,))
 
 
 def test_unknown_AWS_PROFILE_stops_start_up(sigv4d_bin, tmp_path):

@@ -746,6 +746,117 @@ static void test_cred_unsupported_sources_are_named(void **state)
     }
 }
 
+/* ---- roles ---- */
+
+static const char role_cfg[] =
+    "[profile base]\nregion = us-east-1\n"
+    "[profile reader]\nrole_arn = arn:aws:iam::123456789012:role/reader\n"
+    "source_profile = base\nrole_session_name = s1\nexternal_id = ext-1\n"
+    "duration_seconds = 1800\n"
+    "[profile self]\nrole_arn = arn:aws:iam::123456789012:role/self\nsource_profile = self\n"
+    "aws_access_key_id = AKIDSELF\naws_secret_access_key = selfsecret\n"
+    "[profile env]\nrole_arn = arn:aws:iam::123456789012:role/e\n"
+    "credential_source = Environment\n"
+    "[profile plain]\naws_access_key_id = A\naws_secret_access_key = S\n";
+static const char role_creds[] = "[base]\naws_access_key_id = AKIDBASE\n"
+                                 "aws_secret_access_key = basesecret\n";
+
+static enum cred_err role_of(const char *config, const char *profile, struct prof_role *r)
+{
+    struct prof_set *s = parse2(config, role_creds);
+    err[0] = '\0';
+    enum cred_err e = prof_role(s, sig_slice_from_cstr(profile), r, err, sizeof(err));
+    /* The views die with the set: copy what the test looks at first. */
+    static char arn[128], src[64], ext[64], sess[64];
+    snprintf(arn, sizeof(arn), "%.*s", (int)r->role_arn.len, (const char *)r->role_arn.ptr);
+    snprintf(src, sizeof(src), "%.*s", (int)r->source_profile.len,
+             (const char *)r->source_profile.ptr);
+    snprintf(ext, sizeof(ext), "%.*s", (int)r->external_id.len, (const char *)r->external_id.ptr);
+    snprintf(sess, sizeof(sess), "%.*s", (int)r->session_name.len,
+             (const char *)r->session_name.ptr);
+    r->role_arn = sig_slice_from_cstr(arn);
+    r->source_profile = sig_slice_from_cstr(src);
+    r->external_id = sig_slice_from_cstr(ext);
+    r->session_name = sig_slice_from_cstr(sess);
+    prof_set_free(s);
+    return e;
+}
+
+static void test_role_profiles(void **state)
+{
+    (void)state;
+    struct prof_role r;
+    assert_int_equal(role_of(role_cfg, "reader", &r), CRED_OK);
+    assert_slice_str(r.role_arn, "arn:aws:iam::123456789012:role/reader");
+    assert_slice_str(r.source_profile, "base");
+    assert_false(r.source_environment);
+    assert_slice_str(r.external_id, "ext-1");
+    assert_slice_str(r.session_name, "s1");
+    assert_int_equal(r.duration_s, 1800);
+
+    assert_int_equal(role_of(role_cfg, "self", &r), CRED_OK); /* names itself */
+    assert_slice_str(r.source_profile, "self");
+    assert_int_equal(r.duration_s, 0); /* absent: the caller's default */
+
+    assert_int_equal(role_of(role_cfg, "env", &r), CRED_OK);
+    assert_true(r.source_environment);
+
+    assert_int_equal(role_of(role_cfg, "plain", &r), CRED_ERR_NOT_FOUND); /* no role_arn */
+    assert_int_equal(role_of(role_cfg, "nosuch", &r), CRED_ERR_NO_PROFILE);
+
+    /* A profile with its own keys that names itself: those keys sign the call. */
+    struct prof_set *s = parse2(role_cfg, role_creds);
+    struct cred *c = NULL;
+    assert_int_equal(cred_from_profile_keys(s, SIG_SLICE_LIT("self"), &c, err, sizeof(err)),
+                     CRED_OK);
+    assert_true(sig_slice_eq(cred_view(c).access_key_id, SIG_SLICE_LIT("AKIDSELF")));
+    cred_unref(c);
+    /* ... while cred_from_profile still refuses to use a role profile's keys directly. */
+    assert_int_equal(cred_from_profile(s, SIG_SLICE_LIT("self"), &c, err, sizeof(err)),
+                     CRED_ERR_UNSUPPORTED);
+    prof_set_free(s);
+}
+
+static void test_role_profiles_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *config;
+        enum cred_err code;
+        const char *says;
+    } cases[] = {
+        {"[profile p]\nrole_arn = arn:aws:iam::1:role/r\n", CRED_ERR_INVALID,
+         "exactly one of source_profile and credential_source"},
+        {"[profile p]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\n"
+         "credential_source = Environment\n",
+         CRED_ERR_INVALID, "exactly one of"},
+        {"[profile p]\nrole_arn = arn:aws:iam::1:role/r\ncredential_source = EcsContainer\n",
+         CRED_ERR_UNSUPPORTED, "credential_source other than Environment"},
+        {"[profile p]\nrole_arn = arn:aws:iam::1:role/r\nweb_identity_token_file = /t\n",
+         CRED_ERR_UNSUPPORTED, "web_identity_token_file"},
+        {"[profile p]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = q\n"
+         "[profile q]\nrole_arn = arn:aws:iam::1:role/q\nsource_profile = base\n",
+         CRED_ERR_UNSUPPORTED, "chained roles"},
+        {"[profile p]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = gone\n",
+         CRED_ERR_NO_PROFILE, "source_profile gone"},
+        {"[profile p]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\n"
+         "duration_seconds = 899\n",
+         CRED_ERR_INVALID, "duration_seconds"},
+        {"[profile p]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\n"
+         "duration_seconds = 43201\n",
+         CRED_ERR_INVALID, "duration_seconds"},
+        {"[profile p]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\n"
+         "duration_seconds = 1h\n",
+         CRED_ERR_INVALID, "duration_seconds"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct prof_role r;
+        assert_int_equal(role_of(cases[i].config, "p", &r), cases[i].code);
+        if (strstr(err, cases[i].says) == NULL)
+            fail_msg("case %zu: '%s' does not say '%s'", i, err, cases[i].says);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -771,6 +882,8 @@ int main(void)
         cmocka_unit_test(test_load_files),
         cmocka_unit_test_teardown(test_free_wipes_every_block, reset_observer),
         cmocka_unit_test(test_cred_static_keys),
+        cmocka_unit_test(test_role_profiles),
+        cmocka_unit_test(test_role_profiles_refused),
         cmocka_unit_test(test_cred_incomplete_or_missing),
         cmocka_unit_test(test_cred_unsupported_sources_are_named),
     };
