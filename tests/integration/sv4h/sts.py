@@ -168,6 +168,7 @@ class FakeSts(Handler):
         self.issued = {}  # access key id -> Issued
         self._lock = threading.Condition()
         self._answered = 0  # calls answered by a step (verified ones)
+        self.stub = None  # set by install()
 
     # -- wiring ---------------------------------------------------------------------------
     def install(self, stub):
@@ -175,6 +176,7 @@ class FakeSts(Handler):
         for host in self.hosts:
             stub.on(self, method=None, host=host)
         stub.credential_lookup = self.lookup
+        self.stub = stub
         # The conftest teardown fails the test if any of these reaches sigv4d's output.
         stub.more_secrets = self.secrets_issued
         return self
@@ -205,27 +207,32 @@ class FakeSts(Handler):
             return out
 
     # -- observation ----------------------------------------------------------------------
-    def wait_calls(self, n, timeout=10.0):
-        """The calls once there are at least n (or whatever there is after timeout)."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while len(self.calls) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._lock.wait(left)
-            return list(self.calls)
-
-    def wait_issued(self, n, timeout=10.0):
-        """The calls that issued credentials, once there are at least n."""
+    def _wait(self, select, n, timeout):
+        """select(calls) once it holds at least n calls, or when timeout passes."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
-                done = [c for c in self.calls if c.issued is not None]
+                got = select(self.calls)
                 left = deadline - time.monotonic()
-                if len(done) >= n or left <= 0:
-                    return done
+                if len(got) >= n or left <= 0:
+                    return got
                 self._lock.wait(left)
+
+    def wait_calls(self, n, timeout=10.0):
+        """The calls once there are at least n (or whatever there is after timeout)."""
+        return self._wait(list, n, timeout)
+
+    def wait_issued(self, n, timeout=10.0):
+        """The calls that issued credentials, once there are at least n."""
+        return self._wait(lambda calls: [c for c in calls if c.issued is not None], n, timeout)
+
+    def elsewhere(self):
+        """What the stub received on STS-looking hosts this fake does not serve (a call to
+        the wrong region's endpoint, say), for assertion messages."""
+        if self.stub is None:
+            return []
+        return [r.describe() + f" host={r.host}" for r in list(self.stub.requests)
+                if r.host.startswith("sts") and r.host not in self.hosts]
 
     def snapshot(self):
         with self._lock:
