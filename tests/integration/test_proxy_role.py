@@ -34,12 +34,12 @@ PARAM_ORDER = ["Action", "DurationSeconds", "RoleArn", "RoleSessionName", "Versi
 # -- helpers ----------------------------------------------------------------------------------
 
 def start_role(start_proxy, stub, fake, *flags, creds="static", env=None, region="us-east-1",
-               upstreams=(C.S3_HOST, C.STS_REGION_HOST)):
+               upstreams=(C.S3_HOST, C.STS_REGION_HOST), ca=True):
     """The fake installed on the stub, then sigv4d --role-arn in front of it."""
     fake.install(stub)
     stub.on(B.Respond(200, b"role ok"), path=CHECK_PATH)
     args = [C.FLAG_ROLE_ARN, C.ROLE_ARN] + ([C.FLAG_REGION, region] if region else [])
-    return start_proxy(*args, *flags, upstreams=upstreams, creds=creds, env=env)
+    return start_proxy(*args, *flags, upstreams=upstreams, creds=creds, env=env, ca=ca)
 
 
 def data_request(p, stub, host=C.S3_HOST, timeout=20.0):
@@ -220,6 +220,38 @@ def test_region_chooses_the_sts_host(start_proxy, stub):
     call = first_call(fake)
     assert_well_formed_call(call, C.AKID, region="eu-central-1", host=C.STS_EU_HOST)
     assert_signed_with(r, req, call.issued)
+
+
+def test_base_credentials_from_the_profile(start_proxy, stub, tmp_path):
+    d = tmp_path / "aws"
+    d.mkdir()
+    (d / "config").write_text("[default]\nregion = us-east-1\n")
+    (d / "credentials").write_text(f"[default]\naws_access_key_id = {C.TOKEN_AKID}\n"
+                                   f"aws_secret_access_key = {C.TOKEN_SECRET}\n"
+                                   f"aws_session_token = {C.TOKEN}\n")
+    fake = sts.FakeSts()
+    p = start_role(start_proxy, stub, fake, creds=None,
+                   env={"AWS_CONFIG_FILE": str(d / "config"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(d / "credentials")})
+    r, req = data_request(p, stub)
+    call = first_call(fake)
+    assert_well_formed_call(call, C.TOKEN_AKID)
+    assert call.token_header == C.TOKEN
+    assert_signed_with(r, req, call.issued)
+
+
+def test_sts_certificate_is_verified(start_proxy, stub):
+    # No --ca-file: the system's CAs do not know the test CA, so STS's certificate (like any
+    # upstream's) must be refused, and no AssumeRole request may be sent.
+    fake = sts.FakeSts()
+    p = start_role(start_proxy, stub, fake, ca=False)
+    r, req = data_request(p, stub)
+    assert r.status == 503, describe(r)
+    assert b"credential" in r.body.lower(), r.body
+    assert req is None
+    assert stub.wait_connections(1, timeout=3) == [] and stub.handshake_failures, \
+        "sigv4d did not try STS over TLS, or completed a handshake it should have refused"
+    assert fake.snapshot() == [] and p.alive()
 
 
 def test_request_sent_right_after_start_waits_for_the_first_answer(start_proxy, stub):
