@@ -1,7 +1,10 @@
-/* cred.c: refcounted immutable credentials, the environment source and a static provider. */
+/* cred.c: refcounted immutable credentials, the environment source, the slot and the
+ * providers (static, slot). */
 #include "cred.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <openssl/crypto.h>
@@ -150,8 +153,10 @@ struct cred_pending {
 
 struct cred_provider {
     struct cred_io io;
-    struct cred *creds; /* owned reference, may be NULL */
-    enum cred_err err;  /* answer when creds is NULL */
+    struct cred *creds;           /* owned reference, may be NULL */
+    enum cred_err err;            /* answer when creds is NULL */
+    struct cred_slot *slot;       /* borrowed; when set, answers come from it */
+    char reason[CRED_MAX_REASON]; /* why the last failed answer failed */
     /* Answered fetches' records, reused so that a fetch (one per request) allocates nothing
      * once as many are in flight as ever were; owned, freed with the provider. */
     struct cred_pending *free_pending;
@@ -167,16 +172,38 @@ struct cred_provider *cred_provider_new_static(const struct cred_io *io, struct 
     return p;
 }
 
+struct cred_provider *cred_provider_new_slot(const struct cred_io *io, struct cred_slot *slot)
+{
+    struct cred_provider *p = cred_provider_new_static(io, NULL, CRED_ERR_PENDING);
+    p->slot = slot;
+    return p;
+}
+
+const char *cred_provider_reason(const struct cred_provider *p)
+{
+    return p->reason[0] != '\0' ? p->reason : cred_err_str(p->err);
+}
+
 static void cred_pending_run(void *arg)
 {
     struct cred_pending *rec = arg;
     struct cred_pending pending = *rec;
-    rec->next_free = pending.p->free_pending;
-    pending.p->free_pending = rec;
-    if (pending.p->creds != NULL)
-        pending.cb(cred_ref(pending.p->creds), CRED_OK, pending.arg);
+    struct cred_provider *p = pending.p;
+    rec->next_free = p->free_pending;
+    p->free_pending = rec;
+    if (p->slot != NULL) {
+        enum cred_err err = CRED_OK;
+        struct cred *c =
+            cred_slot_get(p->slot, p->io.now(p->io.ctx), &err, p->reason, sizeof(p->reason));
+        if (c == NULL)
+            p->err = err;
+        pending.cb(c, c != NULL ? CRED_OK : err, pending.arg);
+        return;
+    }
+    if (p->creds != NULL)
+        pending.cb(cred_ref(p->creds), CRED_OK, pending.arg);
     else
-        pending.cb(NULL, pending.p->err, pending.arg);
+        pending.cb(NULL, p->err, pending.arg);
 }
 
 void cred_provider_get(struct cred_provider *p, cred_get_fn cb, void *arg)
@@ -206,4 +233,81 @@ void cred_provider_free(struct cred_provider *p)
         p->free_pending = next;
     }
     free(p);
+}
+
+/* ---- slot ---- */
+
+struct cred_slot {
+    pthread_mutex_t mu;
+    struct cred *creds; /* owned reference, may be NULL */
+    int64_t expires;    /* 0: none */
+    bool answered;      /* a fetch has published or failed */
+    enum cred_err err;  /* the last failure, CRED_OK if none since the last publish */
+    char reason[CRED_MAX_REASON];
+};
+
+struct cred_slot *cred_slot_new(void)
+{
+    struct cred_slot *s = cred_xmalloc(sizeof(*s));
+    *s = (struct cred_slot){.err = CRED_OK};
+    if (pthread_mutex_init(&s->mu, NULL) != 0)
+        abort(); /* only fails for lack of memory, like cred_xmalloc */
+    return s;
+}
+
+void cred_slot_free(struct cred_slot *s)
+{
+    if (s == NULL)
+        return;
+    cred_unref(s->creds);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+void cred_slot_publish(struct cred_slot *s, struct cred *creds, int64_t expires)
+{
+    struct cred *extra = cred_ref(creds);
+    pthread_mutex_lock(&s->mu);
+    struct cred *old = s->creds;
+    s->creds = extra;
+    s->expires = expires;
+    s->answered = true;
+    s->err = CRED_OK;
+    s->reason[0] = '\0';
+    pthread_mutex_unlock(&s->mu);
+    cred_unref(old); /* outside the lock: the last reference wipes */
+}
+
+void cred_slot_fail(struct cred_slot *s, enum cred_err err, const char *reason)
+{
+    pthread_mutex_lock(&s->mu);
+    s->answered = true;
+    s->err = err != CRED_OK ? err : CRED_ERR_FETCH;
+    snprintf(s->reason, sizeof(s->reason), "%s", reason != NULL ? reason : "");
+    pthread_mutex_unlock(&s->mu);
+}
+
+struct cred *cred_slot_get(struct cred_slot *s, int64_t now, enum cred_err *err, char *reason,
+                           size_t cap)
+{
+    struct cred *c = NULL;
+    enum cred_err e = CRED_OK;
+    pthread_mutex_lock(&s->mu);
+    if (s->creds != NULL && (s->expires == 0 || now < s->expires))
+        c = cred_ref(s->creds);
+    else if (s->creds != NULL)
+        e = CRED_ERR_EXPIRED;
+    else
+        e = s->answered ? s->err : CRED_ERR_PENDING;
+    if (c == NULL && reason != NULL && cap > 0) {
+        if (s->reason[0] != '\0' && e != CRED_ERR_EXPIRED)
+            snprintf(reason, cap, "%s: %s", cred_err_str(e), s->reason);
+        else if (s->reason[0] != '\0')
+            snprintf(reason, cap, "%s (last refresh: %s)", cred_err_str(e), s->reason);
+        else
+            snprintf(reason, cap, "%s", cred_err_str(e));
+    }
+    pthread_mutex_unlock(&s->mu);
+    *err = e;
+    return c;
 }

@@ -75,6 +75,9 @@ struct cred_io {
     void *ctx;
     /* Runs fn(arg) once, soon, from the event loop (never from inside this call). */
     void (*defer)(void *ctx, cred_task_fn fn, void *arg);
+    /* Wall-clock seconds since the epoch (credential expirations are wall-clock times). Used
+     * by slot providers; NULL for providers that never expire. */
+    int64_t (*now)(void *ctx);
 };
 
 /*
@@ -101,5 +104,39 @@ void cred_provider_get(struct cred_provider *p, cred_get_fn cb, void *arg);
 
 /* Frees the provider and drops its reference. Pending callbacks must have run. NULL ok. */
 void cred_provider_free(struct cred_provider *p);
+
+/*
+ * A slot: the current credentials of a source that refreshes them (STS), written by one
+ * thread (the refresher) and read by the workers' providers. Thread-safe.
+ */
+#define CRED_MAX_REASON 384
+
+struct cred_slot;
+
+struct cred_slot *cred_slot_new(void);
+/* Drops the slot's reference to its credentials. NULL ok. */
+void cred_slot_free(struct cred_slot *s);
+/* New credentials valid until `expires` (seconds since the epoch; 0 = no expiry): replaces the
+ * old ones (the slot takes its own reference) and clears the failure. */
+void cred_slot_publish(struct cred_slot *s, struct cred *creds, int64_t expires);
+/* A failed fetch: `err` and a one-line `reason` (no secrets) for requests that find no usable
+ * credentials. Credentials still valid are kept and go on being used. */
+void cred_slot_fail(struct cred_slot *s, enum cred_err err, const char *reason);
+/*
+ * The credentials usable at `now`: a new reference (the caller owns it), or NULL with *err set
+ * (CRED_ERR_PENDING before any answer, CRED_ERR_EXPIRED past the expiry, else the last
+ * failure) and, if reason != NULL, the reason copied into reason[cap].
+ */
+struct cred *cred_slot_get(struct cred_slot *s, int64_t now, enum cred_err *err, char *reason,
+                           size_t cap);
+
+/*
+ * A provider answering from `slot` (borrowed: it must outlive the provider) at the time each
+ * answer runs; io->now is required. One provider per event loop, like the static one.
+ */
+struct cred_provider *cred_provider_new_slot(const struct cred_io *io, struct cred_slot *slot);
+/* Why the last failed answer of this provider failed, one line (a slot's reason, else
+ * cred_err_str of its error). Valid until the next answer runs. */
+const char *cred_provider_reason(const struct cred_provider *p);
 
 #endif

@@ -9,8 +9,10 @@
  *   Content-Type: application/x-www-form-urlencoded; charset=utf-8
  *   X-Amz-Date, [X-Amz-Security-Token,] Authorization (SigV4, service "sts")
  *
- *   Action=AssumeRole&DurationSeconds=N[&ExternalId=..]&RoleArn=..&RoleSessionName=..
- *   &Version=2011-06-15
+ *   Action=AssumeRole&Version=2011-06-15&RoleArn=..&RoleSessionName=..&DurationSeconds=N
+ *   [&ExternalId=..]
+ *
+ * (botocore's order, byte for byte: tests/differential/test_sts_diff.py checks it.)
  *
  * The answer is XML (AssumeRoleResponse, or ErrorResponse with an HTTP error status), parsed
  * with libxml2 with network access and entity expansion off, at most STS_MAX_RESPONSE_BYTES.
@@ -41,6 +43,10 @@
  * (OPENSSL_cleanse) every block before freeing it, and initialises the parser. */
 void sts_init(void);
 
+/* Test hook: when set, every block libxml2 frees (after sts_init) is passed to it just before
+ * it is wiped, so a test can see which blocks held the secret. NULL in production. */
+extern void (*sts_free_observer)(const void *ptr, size_t len);
+
 /* What to ask for. All borrowed. */
 struct sts_assume_role {
     struct sig_slice role_arn;     /* arn:PARTITION:iam::ACCOUNT:role/NAME (checked) */
@@ -52,7 +58,8 @@ struct sts_assume_role {
 /*
  * The regional endpoint's host name for `region`, NUL-terminated into out[cap]:
  * "sts.REGION.amazonaws.com", or "sts.REGION.amazonaws.com.cn" for cn-* regions.
- * CRED_ERR_INVALID for an empty region or one with characters outside [a-z0-9-];
+ * CRED_ERR_INVALID for an empty region, one over 63 bytes (a DNS label) or with characters
+ * outside [a-z0-9-];
  * CRED_ERR_TOO_LONG if it does not fit.
  */
 SIG_MUST_USE enum cred_err sts_endpoint_host(struct sig_slice region, char *out, size_t cap);
@@ -64,8 +71,9 @@ bool sts_session_name_valid(struct sig_slice name);
 
 /*
  * The form body above, parameters in that order, values URI-encoded (RFC 3986 unreserved
- * kept), into `out` (appended). CRED_ERR_INVALID for a malformed role ARN, session name or
- * duration; CRED_ERR_TOO_LONG if `out` is full.
+ * kept), into `out` (appended). CRED_ERR_INVALID for a malformed role ARN, session name,
+ * external id (2..1224 of [A-Za-z0-9_+=,.@:/-]) or duration; CRED_ERR_TOO_LONG if `out` is
+ * full (then `out` is as it was).
  */
 SIG_MUST_USE enum cred_err sts_assume_role_body(const struct sts_assume_role *p,
                                                 struct sig_buf *out);
@@ -78,7 +86,8 @@ SIG_MUST_USE enum cred_err sts_assume_role_body(const struct sts_assume_role *p,
  * connection: calls are minutes apart), each line ending in CRLF, then the empty line. `ws` is the
  * signer's workspace (its memory is reused; call sig_workspace_cleanup afterwards: it held the
  * token). The head holds the token: the caller wipes it after sending. CRED_ERR_INVALID if the
- * signer refused an input, CRED_ERR_TOO_LONG if `head` is full.
+ * signer refused an input or `host` is not a host name, CRED_ERR_TOO_LONG if `head` or the
+ * workspace is full (then `head` is as it was).
  */
 SIG_MUST_USE enum cred_err sts_sign_request(struct sig_slice host, struct sig_slice region,
                                             struct sig_slice body, int64_t unix_time,
@@ -98,9 +107,11 @@ struct sts_answer {
  * AssumeRoleResponse (AssumeRoleResult/Credentials with AccessKeyId, SecretAccessKey,
  * SessionToken and Expiration, ISO 8601 UTC such as 2026-11-29T08:00:00Z, fractional
  * seconds allowed) gives CRED_OK. Otherwise error_code/error_message are filled from an
- * ErrorResponse when there is one and the result is CRED_ERR_FETCH (the service refused) or
- * CRED_ERR_BAD_ANSWER (not XML, not the expected document, a field missing or empty, a bad
- * time, over STS_MAX_RESPONSE_BYTES). Error text never contains the secret or the token.
+ * ErrorResponse when there is one and the result is CRED_ERR_FETCH (the service refused: any
+ * status but 200, or an ErrorResponse) or CRED_ERR_BAD_ANSWER (status 200 and not XML, not
+ * the expected document, a field missing, empty, duplicated or not printable ASCII, a bad
+ * time, a document type declaration, over STS_MAX_RESPONSE_BYTES). Error text never
+ * contains the secret or the token. Synchronous; `body` is borrowed (the caller wipes it).
  */
 SIG_MUST_USE enum cred_err sts_parse_answer(int http_status, const uint8_t *body, size_t len,
                                             struct sts_answer *out);

@@ -210,3 +210,15 @@ void px_log(enum px_log_level level, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }
+
+bool px_copy_cstr(char *dst, size_t cap, struct sig_slice s)
+{
+    if (s.len >= cap)
+        return false;
+    struct sig_buf b;
+    sig_buf_init(&b, dst, cap - 1);
+    if (sig_buf_append_slice(&b, s) != SIG_OK)
+        return false;
+    dst[b.len] = '\0';
+    return true;
+}

@@ -49,6 +49,8 @@ size_t px_fmt_hex(char out[PX_HEX_MAX], uint64_t v);
 bool px_list_has(struct sig_slice list, struct sig_slice token);
 
 /* calloc that aborts on exhaustion: configured limits keep memory bounded. */
+/* Copies s into dst as a C string; false (dst unspecified) when it does not fit in cap. */
+bool px_copy_cstr(char *dst, size_t cap, struct sig_slice s);
 void *px_xmalloc(size_t n);
 char *px_xstrndup(const char *s, size_t n);
 

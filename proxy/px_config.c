@@ -85,7 +85,7 @@ static const struct flag flags[] = {
      "idle time before a pooled upstream connection closes (default 40s; 0: no limit)"},
     {F_LOG_FAILED, "log-failed-requests", 0, NULL, "log requests that fail (status >= 400)"},
     {F_VERBOSE, "verbose", 'v', NULL, "log one line per request (twice: debug)"},
-    {F_ROLE_ARN, "role-arn", 0, "ARN", "role to assume (not implemented yet: refused)"},
+    {F_ROLE_ARN, "role-arn", 0, "ARN", "assume this role with STS and sign with its credentials"},
     {F_CA_FILE, "ca-file", 0, "FILE",
      "PEM CA bundle for upstream verification (default: the "
      "system store; SSL_CERT_FILE and SSL_CERT_DIR honoured)"},
@@ -779,4 +779,32 @@ bool px_config_host_allowed(const struct px_config *cfg, struct sig_slice host)
         }
     }
     return false;
+}
+
+bool px_connect_target(const struct px_config *cfg, const char *host, uint16_t port, char *host_out,
+                       size_t cap, uint16_t *port_out)
+{
+    if (!px_copy_cstr(host_out, cap, sig_slice_from_cstr(host)))
+        return false;
+    *port_out = port;
+    struct sig_slice h = sig_slice_from_cstr(host);
+    for (size_t i = 0; i < cfg->connect_to_count; i++) {
+        const struct px_connect_to *ct = &cfg->connect_to[i];
+        if (ct->from_host.len != 0 && !sig_slice_eq_nocase(ct->from_host, h))
+            continue;
+        if (ct->from_port != 0 && ct->from_port != port)
+            continue;
+        if (ct->to_host.len != 0 && !px_copy_cstr(host_out, cap, ct->to_host))
+            return false;
+        if (ct->to_port != 0)
+            *port_out = ct->to_port;
+        break;
+    }
+    /* Brackets are URL syntax; resolvers want the bare IPv6 literal. */
+    size_t len = sig_slice_from_cstr(host_out).len;
+    if (len >= 2 && host_out[0] == '[' && host_out[len - 1] == ']') {
+        memmove(host_out, host_out + 1, len - 2);
+        host_out[len - 2] = '\0';
+    }
+    return true;
 }

@@ -60,7 +60,7 @@ struct px_config {
     size_t allow_host_count;
     bool log_failed_requests; /* --log-failed-requests */
     int verbose;              /* -v/--verbose (repeat for debug) */
-    const char *role_arn;     /* --role-arn (parsed; assuming a role is not implemented) */
+    const char *role_arn;     /* --role-arn: assumed by the credentials thread (px_creds.c) */
 
     unsigned workers;                 /* --workers N (default: one per online CPU) */
     uint64_t max_buffer_bytes;        /* --max-buffer-bytes: body kept in memory before spooling */
@@ -87,6 +87,13 @@ struct px_config {
  */
 bool px_config_parse(struct px_config *cfg, int argc, char **argv, char *err, size_t err_len);
 void px_config_cleanup(struct px_config *cfg);
+/*
+ * Where a connection to the logical host:port goes (--connect-to, first match wins): the host
+ * into host_out[cap] (NUL-terminated, IPv6 brackets removed) and the port. False if the host
+ * does not fit.
+ */
+bool px_connect_target(const struct px_config *cfg, const char *host, uint16_t port, char *host_out,
+                       size_t cap, uint16_t *port_out);
 /*
  * The region of the selected profile (AWS_PROFILE) from the shared config file, used as the
  * fallback only when neither AWS_REGION nor AWS_DEFAULT_REGION gave one. The value is copied.

@@ -4,14 +4,17 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "profile.h"
+#include "px_creds.h"
 #include "px_io.h"
 #include "px_proxy.h"
+#include "sts.h"
 
 static SSL_CTX *make_ssl_ctx(const struct px_config *cfg)
 {
@@ -25,15 +28,7 @@ static SSL_CTX *make_ssl_ctx(const struct px_config *cfg)
     SSL_CTX_sess_set_new_cb(ctx, px_upstream_new_session_cb);
     if (cfg->verify_tls) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-        /* --ca-file replaces the system store (curl's --cacert); otherwise OpenSSL's default
-         * paths, which honour SSL_CERT_FILE and SSL_CERT_DIR. */
-        int ok = cfg->ca_file ? SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL)
-                              : SSL_CTX_set_default_verify_paths(ctx);
-        if (ok != 1) {
-            unsigned long e = ERR_get_error();
-            px_log(PX_LOG_ERROR, "cannot load CA certificates%s%s: %s",
-                   cfg->ca_file ? " from " : "", cfg->ca_file ? cfg->ca_file : "",
-                   ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "unknown error");
+        if (!px_tls_trust(ctx, cfg->ca_file)) {
             SSL_CTX_free(ctx);
             return NULL;
         }
@@ -41,6 +36,27 @@ static SSL_CTX *make_ssl_ctx(const struct px_config *cfg)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
     return ctx;
+}
+
+/* How long start-up waits for the first AssumeRole answer before accepting connections. */
+#define PX_FIRST_CREDS_WAIT_MS 5000u
+
+/* RoleSessionName: AWS_ROLE_SESSION_NAME as the SDKs read it, else sigv4d-UNIXTIME. False after
+ * printing one line if the variable is malformed. */
+static bool role_session_name(char *out, size_t cap)
+{
+    const char *env = getenv("AWS_ROLE_SESSION_NAME");
+    if (env != NULL && env[0] != '\0') {
+        if (!sts_session_name_valid(sig_slice_from_cstr(env)) ||
+            !px_copy_cstr(out, cap, sig_slice_from_cstr(env))) {
+            fprintf(stderr, "sigv4d: invalid AWS_ROLE_SESSION_NAME: want 2-64 characters of "
+                            "A-Z a-z 0-9 + = , . @ _ -\n");
+            return false;
+        }
+        return true;
+    }
+    snprintf(out, cap, "sigv4d-%lld", (long long)time(NULL));
+    return true;
 }
 
 /*
@@ -102,6 +118,8 @@ int main(int argc, char **argv)
     int listen_fd = -1;
     SSL_CTX *ssl_ctx = NULL;
     struct cred *creds = NULL;
+    struct cred_slot *slot = NULL;
+    struct px_creds *cthread = NULL;
 
     if (!px_config_parse(&cfg, argc, argv, err, sizeof(err))) {
         fprintf(stderr, "sigv4d: %s\n", err);
@@ -119,8 +137,20 @@ int main(int argc, char **argv)
         return 0;
     }
     px_log_level = cfg.verbose >= 2 ? PX_LOG_DEBUG : cfg.verbose == 1 ? PX_LOG_INFO : PX_LOG_ERROR;
-    if (cfg.role_arn != NULL) {
-        fprintf(stderr, "sigv4d: --role-arn is not implemented yet (needs the STS provider)\n");
+    /* No evthread_use_pthreads(): each worker's libevent objects are used by that worker's
+     * thread alone (the main thread stops workers through an eventfd), so no locks. */
+    /* Signals are handled by the main thread alone, with sigwait; every thread (workers, hashers,
+     * the credentials thread) inherits the mask, so block them before the first one starts. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    px_io_tune_malloc();
+    char session_name[STS_MAX_SESSION_NAME + 1];
+    if (cfg.role_arn != NULL && !role_session_name(session_name, sizeof(session_name))) {
+        rc = 2;
         goto out;
     }
 
@@ -135,7 +165,28 @@ int main(int argc, char **argv)
     if ((cerr == CRED_ERR_NOT_FOUND || (cfg.region.len == 0 && !cfg.fallback_region_from_env)) &&
         !use_shared_files(&cfg, &creds, &cerr))
         goto out;
-    if (cerr != CRED_OK) {
+    if (cfg.role_arn != NULL) {
+        if (cerr != CRED_OK) {
+            fprintf(stderr,
+                    "sigv4d: --role-arn needs base credentials (environment or profile): "
+                    "%s\n",
+                    cred_err_str(cerr));
+            goto out;
+        }
+        sts_init();
+        slot = cred_slot_new();
+        char region[64];
+        px_copy_cstr(region, sizeof(region), cfg.region.len ? cfg.region : cfg.fallback_region);
+        struct px_creds_params cp = {.cfg = &cfg,
+                                     .base = creds,
+                                     .slot = slot,
+                                     .role_arn = cfg.role_arn,
+                                     .session_name = session_name,
+                                     .region = region};
+        cthread = px_creds_start(&cp);
+        if (cthread == NULL)
+            goto out;
+    } else if (cerr != CRED_OK) {
         /* Keep serving: every request gets 503 with the reason, which is easier to diagnose
          * from a client than a proxy that refuses to start. */
         px_log(PX_LOG_ERROR,
@@ -150,17 +201,6 @@ int main(int argc, char **argv)
             goto out;
     }
 
-    /* No evthread_use_pthreads(): each worker's libevent objects are used by that worker's
-     * thread alone (the main thread stops workers through an eventfd), so no locks. */
-    /* Signals are handled by the main thread alone, with sigwait; workers inherit the mask. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    px_io_tune_malloc();
-
     listen_fd = px_listen_open(&cfg);
     if (listen_fd < 0)
         goto out;
@@ -171,6 +211,7 @@ int main(int argc, char **argv)
         workers[i].cfg = &cfg;
         workers[i].ssl_ctx = ssl_ctx;
         workers[i].creds = creds;
+        workers[i].slot = slot;
         if (!px_worker_init(&workers[i])) {
             for (unsigned k = 0; k <= i; k++)
                 px_worker_release(&workers[k]);
@@ -187,6 +228,10 @@ int main(int argc, char **argv)
         px_log(PX_LOG_INFO, "listening on %s:%u with %u workers, upstream %s",
                cfg.listen_host[0] ? cfg.listen_host : "0.0.0.0", cfg.listen_port, cfg.workers,
                cfg.upstream_tls ? "https" : "http");
+        /* Connections wait in the listen backlog until the first credentials (or 5 s). */
+        if (cthread != NULL && !px_creds_wait_first(cthread, PX_FIRST_CREDS_WAIT_MS))
+            px_log(PX_LOG_ERROR, "credentials: no answer from STS yet; serving (requests get "
+                                 "503 until credentials arrive)");
         int sig = px_accept_run(listen_fd, workers, cfg.workers, &sigs);
         if (sig > 0) {
             px_log(PX_LOG_INFO, "signal %d: draining", sig);
@@ -204,6 +249,8 @@ out_workers:
 out:
     if (listen_fd >= 0)
         close(listen_fd);
+    px_creds_stop(cthread);
+    cred_slot_free(slot);
     cred_unref(creds);
     SSL_CTX_free(ssl_ctx);
     px_config_cleanup(&cfg);

@@ -108,6 +108,7 @@ struct px_worker {
     const struct px_config *cfg; /* borrowed, outlives the worker */
     SSL_CTX *ssl_ctx;            /* borrowed (shared, thread-safe); NULL for plain http */
     struct cred *creds;          /* borrowed from main; the provider takes its own ref */
+    struct cred_slot *slot;      /* borrowed from main (--role-arn): answers come from it */
     struct event_base *base;
     struct evdns_base *dns;
     /* Shared with the main thread (px_accept.c): accepted connections handed over, the stop

@@ -135,18 +135,6 @@ static bool slice_starts_nocase(struct sig_slice s, const char *prefix)
     return s.len >= p.len && sig_slice_eq_nocase((struct sig_slice){s.ptr, p.len}, p);
 }
 
-bool px_copy_cstr(char *dst, size_t cap, struct sig_slice s)
-{
-    if (s.len >= cap)
-        return false;
-    struct sig_buf b;
-    sig_buf_init(&b, dst, cap - 1);
-    if (sig_buf_append_slice(&b, s) != SIG_OK)
-        return false;
-    dst[b.len] = '\0';
-    return true;
-}
-
 /* Splits HOST[:PORT] (IPv6 in brackets); port 0 when absent. */
 static bool split_authority(struct sig_slice a, struct sig_slice *host, uint16_t *port)
 {
@@ -299,35 +287,12 @@ static int set_host_header(struct px_conn *conn)
 }
 
 /* --connect-to: logical HOST1:PORT1 stays for SNI, certificate, Host and signature; only the
- * TCP destination changes. First match wins. */
+ * TCP destination changes. */
 static int set_connect_target(struct px_conn *conn)
 {
-    const struct px_config *cfg = conn->w->cfg;
-    snprintf(conn->connect_host, sizeof(conn->connect_host), "%s", conn->up_host);
-    conn->connect_port = conn->up_port;
-    struct sig_slice up = sig_slice_from_cstr(conn->up_host);
-    for (size_t i = 0; i < cfg->connect_to_count; i++) {
-        const struct px_connect_to *ct = &cfg->connect_to[i];
-        if (ct->from_host.len != 0 && !sig_slice_eq_nocase(ct->from_host, up))
-            continue;
-        if (ct->from_port != 0 && ct->from_port != conn->up_port)
-            continue;
-        if (ct->to_host.len != 0 &&
-            !px_copy_cstr(conn->connect_host, sizeof(conn->connect_host), ct->to_host))
-            return refuse(conn, PX_ERR_INTERNAL, "bad --connect-to");
-        if (ct->to_port != 0)
-            conn->connect_port = ct->to_port;
-        break;
-    }
-    /* Brackets are URL syntax; resolvers want the bare IPv6 literal. */
-    if (conn->connect_host[0] == '[') {
-        size_t len = sig_slice_from_cstr(conn->connect_host).len;
-        if (len >= 2 && conn->connect_host[len - 1] == ']') {
-            for (size_t k = 0; k + 2 < len; k++)
-                conn->connect_host[k] = conn->connect_host[k + 1];
-            conn->connect_host[len - 2] = '\0';
-        }
-    }
+    if (!px_connect_target(conn->w->cfg, conn->up_host, conn->up_port, conn->connect_host,
+                           sizeof(conn->connect_host), &conn->connect_port))
+        return refuse(conn, PX_ERR_INTERNAL, "bad --connect-to");
     return 0;
 }
 

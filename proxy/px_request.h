@@ -45,8 +45,6 @@ static inline struct sig_slice px_hdr_value(const struct px_conn *conn, const st
 
 /* The first header named `name` (case-insensitive), or NULL. */
 const struct px_hdr *px_find_hdr(const struct px_conn *conn, const char *name);
-/* Copies s into dst as a C string; false (dst unspecified) when it does not fit in cap. */
-bool px_copy_cstr(char *dst, size_t cap, struct sig_slice s);
 
 /* After llhttp parsed `used` bytes of the first segment of `in`: moves the body spans noted
  * by on_body to their buffers and drains the rest of those bytes. */

@@ -411,10 +411,13 @@ static void creds_cb(struct cred *creds, enum cred_err err, void *arg)
         return;
     }
     if (err != CRED_OK) {
-        px_conn_fail(conn, PX_ERR_NO_CREDENTIALS,
-                     "no credentials: %s (set AWS_ACCESS_KEY_ID "
-                     "and AWS_SECRET_ACCESS_KEY)",
-                     cred_err_str(err));
+        if (conn->w->slot != NULL) /* the credential thread's last word (px_creds.c) */
+            px_conn_fail(conn, PX_ERR_NO_CREDENTIALS, "no credentials: %s",
+                         cred_provider_reason(conn->w->provider));
+        else
+            px_conn_fail(conn, PX_ERR_NO_CREDENTIALS,
+                         "no credentials: %s (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+                         cred_err_str(err));
         return;
     }
     cred_unref(conn->creds);

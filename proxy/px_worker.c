@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "px_proxy.h"
@@ -51,6 +52,12 @@ static void defer_cb(evutil_socket_t fd, short what, void *arg)
         fn(task_arg);
         t = next;
     }
+}
+
+static int64_t io_now(void *ctx)
+{
+    (void)ctx;
+    return (int64_t)time(NULL);
 }
 
 static void io_defer(void *ctx, cred_task_fn fn, void *arg)
@@ -236,8 +243,9 @@ bool px_worker_init(struct px_worker *w)
     w->ws_mem = px_xmalloc(PX_WORKSPACE_BYTES);
     sig_workspace_init(&w->ws, w->ws_mem, PX_WORKSPACE_BYTES);
     sig_key_cache_init(&w->keys);
-    struct cred_io io = {.ctx = w, .defer = io_defer};
-    w->provider = cred_provider_new_static(&io, w->creds, CRED_ERR_NOT_FOUND);
+    struct cred_io io = {.ctx = w, .defer = io_defer, .now = io_now};
+    w->provider = w->slot != NULL ? cred_provider_new_slot(&io, w->slot)
+                                  : cred_provider_new_static(&io, w->creds, CRED_ERR_NOT_FOUND);
     return w->deadline_ev != NULL && w->defer_ev != NULL;
 }
 

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -139,11 +140,120 @@ static void test_from_env(void **state)
     cred_unref(c);
 }
 
+/* A fake clock for slot providers. */
+static int64_t fake_now_value;
+static int64_t fake_now(void *ctx)
+{
+    (void)ctx;
+    return fake_now_value;
+}
+
+static struct cred *make_cred(const char *akid)
+{
+    struct cred *c;
+    assert_int_equal(
+        cred_new(sig_slice_from_cstr(akid), SIG_SLICE_LIT("secret"), SIG_SLICE_LIT("token"), &c),
+        CRED_OK);
+    return c;
+}
+
+/* Answers the slot as it is when the deferred answer runs, not when the fetch was asked. */
+static void test_slot_provider_follows_the_slot(void **state)
+{
+    (void)state;
+    struct fake_loop loop = {0};
+    struct cred_io io = {.ctx = &loop, .defer = fake_defer, .now = fake_now};
+    struct cred_slot *slot = cred_slot_new();
+    struct cred_provider *p = cred_provider_new_slot(&io, slot);
+    fake_now_value = 1000;
+
+    struct answer a = {0};
+    cred_provider_get(p, on_creds, &a);
+    fake_run(&loop);
+    assert_int_equal(a.calls, 1);
+    assert_null(a.creds);
+    assert_int_equal(a.err, CRED_ERR_PENDING); /* before the first answer */
+    assert_non_null(strstr(cred_provider_reason(p), "being fetched"));
+
+    cred_slot_fail(slot, CRED_ERR_FETCH, "HTTP 403 AccessDenied: not authorized");
+    struct answer b = {0};
+    cred_provider_get(p, on_creds, &b);
+    fake_run(&loop);
+    assert_int_equal(b.err, CRED_ERR_FETCH);
+    assert_non_null(strstr(cred_provider_reason(p), "refused"));
+    assert_non_null(strstr(cred_provider_reason(p), "AccessDenied"));
+
+    struct cred *c1 = make_cred("AKIDFIRST");
+    struct answer d = {0};
+    cred_provider_get(p, on_creds, &d);
+    cred_slot_publish(slot, c1, 2000); /* published after the fetch, before its answer */
+    cred_unref(c1);                    /* the slot holds its own reference */
+    fake_run(&loop);
+    assert_int_equal(d.err, CRED_OK);
+    assert_true(sig_slice_eq(cred_view(d.creds).access_key_id, SIG_SLICE_LIT("AKIDFIRST")));
+
+    /* A failed refresh keeps credentials that are still valid. */
+    cred_slot_fail(slot, CRED_ERR_UNREACHABLE, "cannot connect");
+    struct answer e = {0};
+    cred_provider_get(p, on_creds, &e);
+    fake_run(&loop);
+    assert_int_equal(e.err, CRED_OK);
+    assert_true(sig_slice_eq(cred_view(e.creds).access_key_id, SIG_SLICE_LIT("AKIDFIRST")));
+
+    /* Past the expiry: refused, and the reason names the expiry and the last failure. */
+    fake_now_value = 2000;
+    struct answer f = {0};
+    cred_provider_get(p, on_creds, &f);
+    fake_run(&loop);
+    assert_null(f.creds);
+    assert_int_equal(f.err, CRED_ERR_EXPIRED);
+    assert_non_null(strstr(cred_provider_reason(p), "expired"));
+    assert_non_null(strstr(cred_provider_reason(p), "cannot connect"));
+
+    /* New credentials replace the old ones; earlier holders keep theirs. */
+    struct cred *c2 = make_cred("AKIDSECOND");
+    cred_slot_publish(slot, c2, 4000);
+    cred_unref(c2);
+    struct answer g = {0};
+    cred_provider_get(p, on_creds, &g);
+    fake_run(&loop);
+    assert_int_equal(g.err, CRED_OK);
+    assert_true(sig_slice_eq(cred_view(g.creds).access_key_id, SIG_SLICE_LIT("AKIDSECOND")));
+    assert_true(sig_slice_eq(cred_view(d.creds).access_key_id, SIG_SLICE_LIT("AKIDFIRST")));
+
+    cred_unref(d.creds);
+    cred_unref(e.creds);
+    cred_unref(g.creds);
+    cred_provider_free(p);
+    cred_slot_free(slot);
+}
+
+/* No expiry (0) never expires; a direct get returns a reference or the reason. */
+static void test_slot_get(void **state)
+{
+    (void)state;
+    struct cred_slot *slot = cred_slot_new();
+    enum cred_err err = CRED_OK;
+    char why[CRED_MAX_REASON];
+    assert_null(cred_slot_get(slot, 5, &err, why, sizeof(why)));
+    assert_int_equal(err, CRED_ERR_PENDING);
+    struct cred *c = make_cred("AKIDFOREVER");
+    cred_slot_publish(slot, c, 0);
+    cred_unref(c);
+    struct cred *got = cred_slot_get(slot, INT64_MAX, &err, why, sizeof(why));
+    assert_non_null(got);
+    assert_int_equal(err, CRED_OK);
+    cred_unref(got);
+    cred_slot_free(slot); /* drops its reference: no leak under ASan */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_provider_defers_and_answers_once),
         cmocka_unit_test(test_provider_without_creds),
+        cmocka_unit_test(test_slot_provider_follows_the_slot),
+        cmocka_unit_test(test_slot_get),
         cmocka_unit_test(test_cred_new_limits),
         cmocka_unit_test(test_from_env),
     };
