@@ -16,7 +16,9 @@ import urllib.parse
 
 import botocore.session
 import pytest
+from botocore.awsrequest import AWSRequest
 from botocore.parsers import ResponseParserError, create_parser
+from botocore.serialize import create_serializer
 
 from conftest import proxy_env
 from sv4h import behaviours as B
@@ -28,7 +30,6 @@ from sv4h.signing import botocore_sign
 
 FORM_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 CHECK_PATH = "/role-check"  # answered 200 by the stub once the signature verifies
-PARAM_ORDER = ["Action", "DurationSeconds", "RoleArn", "RoleSessionName", "Version"]
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -90,14 +91,17 @@ def assert_well_formed_call(call, base_akid, region="us-east-1", host=C.STS_REGI
     assert call.content_type == FORM_TYPE, call.content_type
     assert (call.service, call.region) == ("sts", region), (call.service, call.region)
     assert call.signing_akid == base_akid, "AssumeRole not signed with the base credentials"
-    names = [k for k, _ in urllib.parse.parse_qsl(call.raw_form.decode(), keep_blank_values=True)]
-    assert names == PARAM_ORDER, f"form parameters {names}, want exactly {PARAM_ORDER}"
     assert call.param("Action") == "AssumeRole"
     assert call.param("Version") == "2011-06-15"
     assert call.param("DurationSeconds") == "3600"
     assert call.param("RoleArn") == C.ROLE_ARN
-    # RFC 3986 encoding as the SDKs do it: ':' and '/' percent-encoded, unreserved kept.
-    assert b"RoleArn=" + urllib.parse.quote(C.ROLE_ARN, safe="-_.~").encode() in call.raw_form
+    session = call.param("RoleSessionName")
+    assert isinstance(session, str), f"RoleSessionName {session!r}: want exactly one"
+    # The whole body, byte for byte, as botocore's Query serializer writes it for the same
+    # parameters: its parameter order and its percent-encoding.
+    want, want_type = botocore_form(session)
+    assert call.raw_form == want, f"form body {call.raw_form!r}\n     botocore: {want!r}"
+    assert call.content_type == want_type
 
 
 def log_lines(p, *needles):
@@ -107,6 +111,15 @@ def log_lines(p, *needles):
 # -- the fake STS itself, checked against botocore (no sigv4d) -----------------------------------
 
 STS_MODEL = botocore.session.get_session().get_service_model("sts")
+
+
+def botocore_form(session_name):
+    """(body, Content-Type) of AssumeRole as botocore sends it, DurationSeconds 3600."""
+    op = STS_MODEL.operation_model("AssumeRole")
+    ser = create_serializer("query").serialize_to_request(
+        {"RoleArn": C.ROLE_ARN, "RoleSessionName": session_name, "DurationSeconds": 3600}, op)
+    body = AWSRequest(method="POST", url="https://sts/", data=ser["body"]).prepare().body
+    return body.encode() if isinstance(body, str) else body, ser["headers"]["Content-Type"]
 
 
 def botocore_parse(status, body):
@@ -207,6 +220,7 @@ def test_role_session_name_from_the_environment(start_proxy, stub):
     r, req = data_request(p, stub)
     call = first_call(fake)
     assert call.param("RoleSessionName") == "ci-run@build.42,x=y"
+    assert_well_formed_call(call, C.AKID)  # '@', ',' and '=' encoded as botocore does
     assert_signed_with(r, req, call.issued)
 
 
