@@ -123,6 +123,7 @@ def start_proxy(sigv4d_bin, pki, stub, tmp_path):
         # STYLE.md section 6: secrets, tokens and signatures never reach the logs.
         leaked = [name for name, s in (("secret key", C.SECRET), ("token secret", C.TOKEN_SECRET),
                                        ("session token", C.TOKEN)) if s in out]
+        leaked += [name for name, s in stub.more_secrets() if s in out]
         leaked += [f"request signature {r.auth.signature[:8]}..." for r in stub.requests
                    if r.auth is not None and r.auth.signature in out]
         if leaked:

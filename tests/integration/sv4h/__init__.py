@@ -7,6 +7,7 @@ Modules:
   upstream   the threaded HTTPS upstream stub that re-verifies and records requests
   behaviours response behaviours for the stub (echo, stream, reset, slow, ...)
   s3store    an S3-like object store handler (enough for the AWS CLI, multipart)
+  sts        a fake STS (AssumeRole) behaviour for --role-arn, with host-dependent credentials
   proxyproc  runs the real sigv4d binary and reads its peak RSS
   client     a raw HTTP/1.1 client for exact-byte tests, and data generators
 """

@@ -15,6 +15,10 @@ TOKEN = "IQoJb3JpZ2luX2VjEXAMPLEsessionTOKEN//////////wEaCXVzLWVhc3QtMSJHMEUCIQ=
 
 S3_HOST = "s3.us-east-1.amazonaws.com"
 STS_HOST = "sts.amazonaws.com"
+# STS AssumeRole (--role-arn): the regional endpoint sigv4d calls for the resolved region.
+STS_REGION_HOST = "sts.us-east-1.amazonaws.com"
+STS_EU_HOST = "sts.eu-central-1.amazonaws.com"
+ROLE_ARN = "arn:aws:iam::123456789012:role/sigv4d-test-role"
 APIGW_HOST = "abc123defg.execute-api.eu-west-1.amazonaws.com"
 BUCKET = "sigv4d-test-bucket"
 
@@ -40,6 +44,7 @@ FLAG_SPOOL_DIR = "--spool-dir"
 FLAG_IDLE_CONN_TIMEOUT = "--transport.idle-conn-timeout"
 FLAG_VERBOSE = "--verbose"
 FLAG_LOG_FAILED = "--log-failed-requests"
+FLAG_ROLE_ARN = "--role-arn"
 
 # Limits and timeouts the issue leaves unnamed, as sigv4d names them (see sigv4d --help):
 FLAG_UPSTREAM_FIRST_BYTE_TIMEOUT = "--upstream-first-byte-timeout"  # -> 504

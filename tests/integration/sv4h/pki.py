@@ -27,6 +27,9 @@ UPSTREAM_NAMES = (
     "*.eu-west-1.es.amazonaws.com",
     "runtime.sagemaker.us-east-1.amazonaws.com",
     "aps-workspaces.us-east-1.amazonaws.com",
+    # STS's regional endpoints (one label too deep for *.amazonaws.com), for --role-arn.
+    "sts.us-east-1.amazonaws.com",
+    "sts.eu-central-1.amazonaws.com",
     "example.com",
     "api.example.test",
 )

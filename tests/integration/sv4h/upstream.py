@@ -339,7 +339,10 @@ class Stub:
     credentials: {access_key_id: (secret, session_token or None)} it accepts.
     Attributes tests may change: max_skew_s (None disables the clock check),
     allow_unsigned_payload, require_signature (False: record errors but still answer
-    with the route's behaviour instead of 403).
+    with the route's behaviour instead of 403), credential_lookup (None: `credentials`;
+    else (akid, host) -> (secret, token) or None, may raise sigv4.SigError, so the keys
+    accepted can depend on the host: see sts.FakeSts), more_secrets (() -> [(name, value)]:
+    further secrets the conftest teardown looks for in sigv4d's output).
     """
 
     def __init__(self, pki, credentials, store=None, tls=True):
@@ -349,6 +352,8 @@ class Stub:
         self.max_skew_s = 900
         self.allow_unsigned_payload = False
         self.require_signature = True
+        self.credential_lookup = None
+        self.more_secrets = list
         self.idle_timeout_s = 60.0
         self.store = store
         self.routes = []
@@ -541,6 +546,11 @@ class Stub:
     def _lookup(self, akid):
         return self.credentials.get(akid)
 
+    def _lookup_for(self, host):
+        if self.credential_lookup is None:
+            return self._lookup
+        return lambda akid: self.credential_lookup(akid, host)
+
     def _route_for(self, req):
         with self._lock:
             for route in self.routes:
@@ -575,7 +585,7 @@ class Stub:
 
         verdict = None
         if req.has_header("authorization") or self.require_signature:
-            verdict = sigv4.verify_head(method, target, headers, self._lookup,
+            verdict = sigv4.verify_head(method, target, headers, self._lookup_for(req.host),
                                         max_skew_s=self.max_skew_s)
             req.auth, req.token_signed = verdict.auth, verdict.token_signed
         req.content_sha256 = req.header("x-amz-content-sha256")
