@@ -138,6 +138,9 @@ struct px_worker {
     uint8_t *sign_dup_mem;          /* X-Original-* names for --duplicate-headers (owned) */
     size_t sign_dup_cap;
     struct sig_key_cache keys;
+    /* The credentials whose secret the key cache holds (a reference, so the pointer cannot be
+     * reused): when a refreshed role replaces them, the cache is wiped (px_sign_keys). */
+    struct cred *keys_creds;
     struct px_conn *conns;    /* all live client connections (doubly linked) */
     size_t conn_count;        /* entries in conns */
     struct px_upstream *idle; /* pooled idle upstream connections */

@@ -14,6 +14,23 @@
 
 #include "px_request.h"
 
+/*
+ * The worker's signing-key cache for `creds`. The cache keeps a copy of each secret it derived
+ * keys from; when a refreshed role's credentials replace the ones it holds, it is wiped first,
+ * so a replaced secret does not outlive its credentials in memory. (Requests still signing
+ * with the old ones meanwhile only derive their key again.)
+ */
+static struct sig_key_cache *sign_keys(struct px_worker *w, struct cred *creds)
+{
+    if (w->keys_creds != creds) {
+        sig_key_cache_cleanup(&w->keys);
+        sig_key_cache_init(&w->keys);
+        cred_unref(w->keys_creds);
+        w->keys_creds = cred_ref(creds);
+    }
+    return &w->keys;
+}
+
 static void creds_cb(struct cred *creds, enum cred_err err, void *arg);
 
 void px_conn_fetch_creds(struct px_conn *conn)
@@ -320,7 +337,8 @@ static enum px_err sign_headers(struct head_build *hb)
          * signed, which only matters for UNSIGNED-PAYLOAD and aws-chunked. */
         .add_content_sha256 = s3 || hash.len != SIG_SHA256_HEX_LEN,
     };
-    enum sig_err e = sig_sign(&req, &params, &hb->creds, &w->keys, &w->ws, &hb->res);
+    enum sig_err e =
+        sig_sign(&req, &params, &hb->creds, sign_keys(w, conn->creds), &w->ws, &hb->res);
     if (e == SIG_OK)
         return PX_OK;
     snprintf(hb->why, hb->why_len, "cannot sign the request: %s", sig_err_str(e));
@@ -336,8 +354,9 @@ static enum px_err start_chunk_signer(struct head_build *hb)
 {
     struct px_conn *conn = hb->conn;
     sig_chunk_signer_cleanup(&conn->chunk_signer);
-    enum sig_err e = sig_chunk_signer_init(&conn->chunk_signer, SIG_CHUNKED_SIGNED, &hb->res,
-                                           hb->creds.secret_access_key, &conn->w->keys);
+    enum sig_err e =
+        sig_chunk_signer_init(&conn->chunk_signer, SIG_CHUNKED_SIGNED, &hb->res,
+                              hb->creds.secret_access_key, sign_keys(conn->w, conn->creds));
     if (e != SIG_OK) {
         snprintf(hb->why, hb->why_len, "cannot start aws-chunked signing: %s", sig_err_str(e));
         return PX_ERR_INTERNAL;

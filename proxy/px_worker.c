@@ -284,6 +284,8 @@ static void worker_cleanup(struct px_worker *w)
     free_task_list(w->defer_free);
     w->defer_free = NULL;
     sig_key_cache_cleanup(&w->keys);
+    cred_unref(w->keys_creds);
+    w->keys_creds = NULL;
     free(w->sign_all);
     w->sign_all = NULL;
     free(w->sign_signed);

@@ -451,3 +451,87 @@ def test_no_secret_in_the_output(start_proxy, stub, verbosity):
     secrets += fake.secrets_issued()
     leaked = [name for name, value in secrets if value in out]
     assert not leaked, f"sigv4d output contains {leaked}"
+
+
+# -- profile roles ----------------------------------------------------------------------------
+
+def write_aws_files(tmp_path, config, credentials):
+    d = tmp_path / "aws"
+    d.mkdir(exist_ok=True)
+    (d / "config").write_text(config)
+    (d / "credentials").write_text(credentials)
+    return {"AWS_CONFIG_FILE": str(d / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(d / "credentials")}
+
+
+PROFILE_ROLE = (f"role_arn = {C.ROLE_ARN}\nexternal_id = ext-1234\n"
+                "role_session_name = reader-session\nduration_seconds = 1800\n")
+BASE_KEYS = f"aws_access_key_id = {C.AKID}\naws_secret_access_key = {C.SECRET}\n"
+
+
+@pytest.mark.parametrize("source", ["another profile", "itself"])
+def test_profile_role_is_assumed(start_proxy, stub, tmp_path, source):
+    # The SDKs' profile role: role_arn with source_profile (another profile's keys, or the
+    # profile's own when it names itself); external_id, role_session_name and
+    # duration_seconds go to STS as given, and requests are signed with the role's keys.
+    if source == "itself":
+        env = write_aws_files(tmp_path, f"[profile reader]\n{PROFILE_ROLE}source_profile = reader\n",
+                              f"[reader]\n{BASE_KEYS}")
+    else:
+        env = write_aws_files(tmp_path, "[profile base]\nregion = us-east-1\n"
+                              f"[profile reader]\n{PROFILE_ROLE}source_profile = base\n",
+                              f"[base]\n{BASE_KEYS}")
+    env["AWS_PROFILE"] = "reader"
+    fake = sts.FakeSts()
+    fake.install(stub)
+    stub.on(B.Respond(200, b"role ok"), path=CHECK_PATH)
+    p = start_proxy(C.FLAG_REGION, "us-east-1", upstreams=(C.S3_HOST, C.STS_REGION_HOST),
+                    creds=None, env=env)
+    r, req = data_request(p, stub)
+    call = first_call(fake)
+    assert call.verified, f"the AssumeRole request did not verify: {call.errors}"
+    assert call.signing_akid == C.AKID, "AssumeRole not signed with the source profile's keys"
+    assert call.param("RoleArn") == C.ROLE_ARN
+    assert call.param("ExternalId") == "ext-1234"
+    assert call.param("RoleSessionName") == "reader-session"
+    assert call.param("DurationSeconds") == "1800"
+    assert_signed_with(r, req, call.issued)
+
+
+def test_profile_role_from_an_empty_environment_stops_start_up(sigv4d_bin, tmp_path):
+    # credential_source = Environment: keys in the environment would win over any profile (the
+    # SDKs' order), so reaching the profile means there are none: say so, do not start.
+    env = proxy_env(tmp_path, creds=None, extra=write_aws_files(
+        tmp_path, f"[profile reader]\n{PROFILE_ROLE}credential_source = Environment\n", ""))
+    env["AWS_PROFILE"] = "reader"
+    r = subprocess.run([sigv4d_bin, "--port", "127.0.0.1:1"], capture_output=True, text=True,
+                       timeout=20, env=env)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "credential_source is Environment but the environment has no keys" in r.stderr, r.stderr
+
+
+# -- secrets in memory ------------------------------------------------------------------------
+
+def test_replaced_role_credentials_are_wiped_from_memory(start_proxy, stub):
+    # After a refresh the first role credentials are dropped: nothing of them may stay in
+    # sigv4d's memory (the cred itself, STS's answer in libevent's and OpenSSL's buffers, our
+    # copy, libxml2's nodes). The current ones must be found: the scan sees the heap.
+    from test_proxy_secrets import memory_pieces
+    fake = sts.FakeSts(steps=[sts.Issue(lifetime_s=4)], then=sts.Issue(lifetime_s=3600))
+    p = start_role(start_proxy, stub, fake, C.FLAG_WORKERS, "1")
+    r, req = data_request(p, stub)
+    first = fake.wait_issued(1)[0].issued
+    assert_signed_with(r, req, first)
+    second_calls = fake.wait_issued(2, timeout=15.0)
+    assert len(second_calls) >= 2, "no refresh of 4 s credentials within 15 s"
+    second = second_calls[1].issued
+    r, req = data_request(p, stub)
+    assert_signed_with(r, req, second)
+    time.sleep(0.3)
+    marks = {"the first secret": first.secret.encode(), "the first token": first.token.encode(),
+             "the current secret": second.secret.encode()}
+    seen = set()
+    for piece in memory_pieces(p.pid):
+        seen |= {name for name, mark in marks.items() if mark in piece}
+    assert "the current secret" in seen, "the scan did not find the credentials in use"
+    assert seen == {"the current secret"}, f"left in memory after the refresh: {sorted(seen)}"
