@@ -21,6 +21,7 @@ from botocore.parsers import ResponseParserError, create_parser
 from botocore.serialize import create_serializer
 
 from conftest import proxy_env
+from test_proxy_profile import write_files
 from sv4h import behaviours as B
 from sv4h import config as C
 from sv4h import sts
@@ -455,15 +456,6 @@ def test_no_secret_in_the_output(start_proxy, stub, verbosity):
 
 # -- profile roles ----------------------------------------------------------------------------
 
-def write_aws_files(tmp_path, config, credentials):
-    d = tmp_path / "aws"
-    d.mkdir(exist_ok=True)
-    (d / "config").write_text(config)
-    (d / "credentials").write_text(credentials)
-    return {"AWS_CONFIG_FILE": str(d / "config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(d / "credentials")}
-
-
 PROFILE_ROLE = (f"role_arn = {C.ROLE_ARN}\nexternal_id = ext-1234\n"
                 "role_session_name = reader-session\nduration_seconds = 1800\n")
 BASE_KEYS = f"aws_access_key_id = {C.AKID}\naws_secret_access_key = {C.SECRET}\n"
@@ -475,10 +467,10 @@ def test_profile_role_is_assumed(start_proxy, stub, tmp_path, source):
     # profile's own when it names itself); external_id, role_session_name and
     # duration_seconds go to STS as given, and requests are signed with the role's keys.
     if source == "itself":
-        env = write_aws_files(tmp_path, f"[profile reader]\n{PROFILE_ROLE}source_profile = reader\n",
+        env = write_files(tmp_path, f"[profile reader]\n{PROFILE_ROLE}source_profile = reader\n",
                               f"[reader]\n{BASE_KEYS}")
     else:
-        env = write_aws_files(tmp_path, "[profile base]\nregion = us-east-1\n"
+        env = write_files(tmp_path, "[profile base]\nregion = us-east-1\n"
                               f"[profile reader]\n{PROFILE_ROLE}source_profile = base\n",
                               f"[base]\n{BASE_KEYS}")
     env["AWS_PROFILE"] = "reader"
@@ -501,7 +493,7 @@ def test_profile_role_is_assumed(start_proxy, stub, tmp_path, source):
 def test_profile_role_from_an_empty_environment_stops_start_up(sigv4d_bin, tmp_path):
     # credential_source = Environment: keys in the environment would win over any profile (the
     # SDKs' order), so reaching the profile means there are none: say so, do not start.
-    env = proxy_env(tmp_path, creds=None, extra=write_aws_files(
+    env = proxy_env(tmp_path, creds=None, extra=write_files(
         tmp_path, f"[profile reader]\n{PROFILE_ROLE}credential_source = Environment\n", ""))
     env["AWS_PROFILE"] = "reader"
     r = subprocess.run([sigv4d_bin, "--port", "127.0.0.1:1"], capture_output=True, text=True,
