@@ -1,0 +1,62 @@
+/*
+ * process.h: credential_process, the pure part: the command line and the program's answer.
+ *
+ * A profile's `credential_process = /opt/bin/get-creds --profile x` names a program whose
+ * standard output is one JSON document (AWS SDKs and Tools Reference Guide, "Sourcing
+ * credentials with an external process"):
+ *
+ *   {"Version": 1, "AccessKeyId": "...", "SecretAccessKey": "...",
+ *    "SessionToken": "...", "Expiration": "2026-11-29T08:00:00Z"}
+ *
+ * SessionToken and Expiration are optional (no Expiration: the credentials never expire).
+ * The program is run without a shell: the line is split into words the way botocore does
+ * (POSIX shell quoting: '...' literal, "..." with \" \\ \$ \` escapes, \ outside quotes
+ * escapes the next byte; no variables, globs or operators). Pure: no I/O, no clock, no getenv;
+ * proxy/px_creds.c runs the program.
+ */
+#ifndef PROCESS_H
+#define PROCESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cred.h"
+#include "sig_types.h"
+
+#define PROC_MAX_OUTPUT_BYTES (64u * 1024) /* more output is an error */
+#define PROC_MAX_ARGS 64u                  /* words of the command line, program included */
+#define PROC_MAX_LINE_BYTES 4096u          /* the command line */
+
+/* The words of a command line: argv[0..argc-1] point into `mem`, argv[argc] is NULL. */
+struct proc_argv {
+    char *argv[PROC_MAX_ARGS + 1];
+    unsigned argc;
+    char mem[PROC_MAX_LINE_BYTES + 1];
+};
+
+/*
+ * Splits `line` into words as above. CRED_ERR_INVALID (msg says why, never echoing the line:
+ * it may carry a secret) for an unterminated quote, an empty line, a NUL byte;
+ * CRED_ERR_TOO_LONG over PROC_MAX_LINE_BYTES or PROC_MAX_ARGS words.
+ */
+SIG_MUST_USE enum cred_err proc_split(struct sig_slice line, struct proc_argv *out, char *msg,
+                                      size_t msg_len);
+
+/* What the program answered. */
+struct proc_answer {
+    struct cred *creds; /* CRED_OK: a new reference the caller owns */
+    int64_t expiration; /* seconds since the epoch; 0 when the answer has no Expiration */
+};
+
+/*
+ * Parses the program's standard output (JSON, read with libyaml's parser, which reads JSON;
+ * at most PROC_MAX_OUTPUT_BYTES). Version must be the number 1; AccessKeyId and
+ * SecretAccessKey non-empty strings; SessionToken and Expiration (ISO 8601 UTC, as
+ * sts_parse_time) optional strings; other keys ignored; duplicate keys, a non-object document
+ * or trailing documents refused. CRED_ERR_BAD_ANSWER with a one-line msg (naming the field,
+ * never a value) otherwise. Every copy it makes of the output is wiped.
+ */
+SIG_MUST_USE enum cred_err proc_parse_output(const uint8_t *out, size_t len,
+                                             struct proc_answer *ans, char *msg, size_t msg_len);
+
+#endif
