@@ -96,6 +96,13 @@ def assert_no_credentials(r, req, *more):
     assert req is None, "a request was forwarded without credentials"
 
 
+def assert_waiting_503(r, req):
+    """503 while the first run has not answered yet (the contract leaves the reason open)."""
+    assert r.status == 503, describe(r)
+    assert r.body.startswith(b"no credentials:"), r.body
+    assert req is None, "a request was forwarded without credentials"
+
+
 def first_run(fake, timeout=10.0):
     runs = fake.wait_runs(1, timeout)
     assert runs, "sigv4d never ran the credential_process program"
@@ -146,12 +153,13 @@ def test_fake_program_answer_is_what_botocore_reads(monkeypatch, tmp_path, stub,
     else:
         assert abs(creds._expiry_time.timestamp() - (t0 + lifetime)) < 5, creds._expiry_time
     assert run.argv[1:] == [fake.state, "--flag", "two words"]
+    assert run.stdout == "pipe", run.stdout  # botocore's subprocess: a blocking pipe
     assert run.env["SV4H_CREDPROC_MARK"] == MARK and run.env["AWS_PROFILE"] == PROFILE
     # Issued keys work on a data host (with their token, or without one); base keys do not.
     assert s3_direct(stub, pki, frozen.access_key, frozen.secret_key, frozen.token).status == 200
     assert s3_direct(stub, pki, C.AKID, C.SECRET, None).status == 403
-    assert s3_direct(stub, pki, frozen.access_key, frozen.secret_key[:-1] + "x",
-                     frozen.token).status == 403
+    wrong = frozen.secret_key[:-1] + ("A" if frozen.secret_key[-1] != "A" else "B")
+    assert s3_direct(stub, pki, frozen.access_key, wrong, frozen.token).status == 403
     assert len(fake.runs()) == 1
 
 
@@ -166,7 +174,7 @@ def botocore_process_answer(command):
 def test_fake_program_failures_are_what_botocore_refuses(stub, pki, fake_process):
     fake = fake_process([P.Exit(3, stderr="credproc: no session for you\n"), P.Output(),
                          P.Kill(), P.Output('{"Version": 2, "AccessKeyId": "AKIAX"}')],
-                        then=P.Issue(lifetime_s=1))
+                        then=P.Issue(lifetime_s=2))  # whole seconds: 1-2 s
     fake.install(stub)
     stub.on(B.Respond(200, b"process ok"), path=CHECK_PATH)
     with pytest.raises(CredentialRetrievalError, match="no session for you"):
@@ -203,6 +211,9 @@ def test_program_runs_at_start_up_and_requests_are_signed_with_its_answer(
     run = first_run(fake)
     assert_signed_with(r, req, run.issued)
     assert run.stdin == "/dev/null", f"the program's stdin is {run.stdin}, want /dev/null"
+    # A blocking pipe, as the SDKs' subprocess gives: with O_NONBLOCK on the program's end
+    # (shared through the open file) a write that fills the pipe fails with EAGAIN.
+    assert run.stdout == "pipe", f"the program's stdout is {run.stdout}, want a blocking pipe"
     # The environment is inherited: sigv4d's own variables reach the program.
     assert run.env["SV4H_CREDPROC_MARK"] == MARK
     assert run.env["AWS_PROFILE"] == PROFILE
@@ -299,7 +310,7 @@ def test_without_an_answer_connections_are_accepted_after_5s(start_proxy, stub, 
     p = start_process(start_proxy, stub, tmp_path, fake)
     r, req = data_request(p, stub, timeout=20)
     took = time.monotonic() - t0
-    assert_no_credentials(r, req)
+    assert_waiting_503(r, req)
     # Before any answer would be a 503 at once; waiting for the program would take 9 s.
     assert 4.0 <= took <= 8.0, f"503 {took:.1f}s after start: want accepting at 5 s"
     r, req = wait_for_status(p, stub, 200, timeout_s=10)
@@ -442,7 +453,7 @@ def test_no_output_within_20s_kills_the_program(start_proxy, stub, tmp_path, fak
     fake = fake_process([P.Hang(limit_s=60)])
     p = start_process(start_proxy, stub, tmp_path, fake)
     run = first_run(fake)
-    assert_no_credentials(*data_request(p, stub))
+    assert_waiting_503(*data_request(p, stub))
     time.sleep(max(0.0, run.mono + 19.0 - time.monotonic()))
     assert not run.gone(), "the program was stopped before 20 s"
     r, req = wait_for_status(p, stub, 200, timeout_s=8)
@@ -464,8 +475,8 @@ def test_oversized_output_is_refused(start_proxy, stub, tmp_path, fake_process):
     assert p.alive()
 
 
-@pytest.mark.parametrize("line", ["/usr/bin/get-creds --key 'unterminated s3cr3t",
-                                  '/usr/bin/get-creds --key "unterminated s3cr3t'])
+@pytest.mark.parametrize("line", ["/usr/bin/get-creds --key 'hunter2 s3cr3t",
+                                  '/usr/bin/get-creds --key "hunter2 s3cr3t'])
 def test_unterminated_quote_stops_start_up(sigv4d_bin, tmp_path, fake_process, line):
     env = proxy_env(tmp_path, creds=None, extra=profile_env(tmp_path, line))
     r = subprocess.run([sigv4d_bin, "--port", f"127.0.0.1:{free_port()}"], capture_output=True,
@@ -474,7 +485,7 @@ def test_unterminated_quote_stops_start_up(sigv4d_bin, tmp_path, fake_process, l
     lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
     assert len(lines) == 1, f"want one line, got: {r.stdout + r.stderr}"
     assert PROFILE in lines[0] and "credential_process" in lines[0], lines[0]
-    for part in ("s3cr3t", "get-creds", "unterminated"):
+    for part in ("s3cr3t", "get-creds", "hunter2"):
         assert part not in lines[0], f"the command line is echoed: {lines[0]}"
 
 

@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import secrets
+import select
 import shlex
 import signal
 import stat
@@ -105,19 +106,36 @@ def iso(epoch):
 
 # -- the program ------------------------------------------------------------------------------
 
-def _stdin_kind():
+def _fd_kind(fd):
+    """What fd is: "/dev/null", "pipe", "socket"..., with " (non-blocking)" when O_NONBLOCK is
+    set (a program's standard streams are blocking: many programs fail on EAGAIN)."""
     try:
-        st = os.fstat(0)
+        st = os.fstat(fd)
     except OSError:
         return "closed"
     null = os.stat("/dev/null")
     if stat.S_ISCHR(st.st_mode) and st.st_rdev == null.st_rdev:
-        return "/dev/null"
-    if stat.S_ISFIFO(st.st_mode):
-        return "pipe"
-    if stat.S_ISSOCK(st.st_mode):
-        return "socket"
-    return f"other (mode {st.st_mode:o})"
+        kind = "/dev/null"
+    elif stat.S_ISFIFO(st.st_mode):
+        kind = "pipe"
+    elif stat.S_ISSOCK(st.st_mode):
+        kind = "socket"
+    else:
+        kind = f"other (mode {st.st_mode:o})"
+    if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK:
+        kind += " (non-blocking)"
+    return kind
+
+
+def _write_all(fd, data):
+    """Writes all of data, also to a non-blocking fd (waiting until it is writable), so what
+    sigv4d receives depends on sigv4d alone."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
 
 
 def _append(path, record):
@@ -154,7 +172,7 @@ def program(argv):
         _append(os.path.join(state, "runs.jsonl"), {
             "run": n, "pid": os.getpid(), "ppid": os.getppid(), "at": started,
             "mono": started_mono, "argv": list(argv),
-            "env": {k: os.environ.get(k) for k in RECORDED_ENV}, "stdin": _stdin_kind(),
+            "env": {k: os.environ.get(k) for k in RECORDED_ENV}, "stdin": _fd_kind(0), "stdout": _fd_kind(1),
             "step": step_json})
     step = _step_from_json(step_json)
     end_path = os.path.join(state, "ends.jsonl")
@@ -188,17 +206,14 @@ def program(argv):
         if issued["expiration"] is not None:
             out["Expiration"] = iso(issued["expiration"])
         _append(os.path.join(state, "issued.jsonl"), issued)
-        text = json.dumps(out) + " " * step.pad_bytes + "\n"
         ended("issued")
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        _write_all(1, (json.dumps(out) + " " * step.pad_bytes + "\n").encode())
         return 0
     if isinstance(step, Exit):
         ended("exit", status=step.status)
         return step.status
     if isinstance(step, Output):
-        sys.stdout.write(step.text)
-        sys.stdout.flush()
+        _write_all(1, step.text.encode())
         ended("output")
         return 0
     if isinstance(step, Hang):
@@ -236,6 +251,7 @@ class Run:
     argv: list
     env: dict = field(repr=False)
     stdin: str
+    stdout: str
     step: object
     issued: Issued = None
     ends: list = field(default_factory=list)  # {"how": "issued"|"exit"|"SIGTERM"|...}
