@@ -120,6 +120,25 @@ def failure_lines(p, *needles):
 
 # -- the fake program itself, checked against botocore (no sigv4d) ----------------------------
 
+# In the failing outputs: a secret that must not reach the log or a 503 body either.
+BAD_SECRET = "wJalrBADOUTPUTs3cr3tNEVERLOGGED0123456789"
+BAD_JSON = ('{"Version": 1, "AccessKeyId": "AKIAFAKEFAKEFAKE0000", '
+            f'"SecretAccessKey": "{BAD_SECRET}"}}')
+FAILURES = {
+    "exit status": (P.Exit(3, stderr="credproc: refusing\n"), b"", "exited with status 3"),
+    "good output, exit 1": (P.Output(BAD_JSON + "\n", status=1), b"", "exited with status 1"),
+    "killed": (P.Kill(), b"", None),
+    "not JSON": (P.Output(f"AccessKeyId=AKIAFAKE SecretAccessKey={BAD_SECRET}\n"),
+                 b"malformed", None),
+    "trailing text": (P.Output(BAD_JSON + " and more\n"), b"malformed", None),
+    "no secret key": (P.Output('{"Version": 1, "AccessKeyId": "AKIAFAKEFAKEFAKE0000"}\n'),
+                      b"malformed", None),
+    "no key id": (P.Output(f'{{"Version": 1, "SecretAccessKey": "{BAD_SECRET}"}}\n'),
+                  b"malformed", None),
+    "Version 2": (P.Output(BAD_JSON.replace('"Version": 1', '"Version": 2') + "\n"), b"", None),
+}
+
+
 def botocore_credentials(monkeypatch, tmp_path, command):
     """What botocore's credential chain makes of a credential_process profile."""
     for k in list(os.environ):
@@ -169,19 +188,19 @@ def botocore_process_answer(command):
 
 
 def test_fake_program_failures_are_what_botocore_refuses(stub, pki, fake_process):
-    fake = fake_process([P.Exit(3, stderr="credproc: no session for you\n"), P.Output(),
-                         P.Kill(), P.Output('{"Version": 2, "AccessKeyId": "AKIAX"}')],
+    # Every failure sigv4d is tested with (FAILURES) is one for botocore too; then keys that
+    # expire after 1-2 s are read as botocore reads them and refused once expired.
+    fake = fake_process([step for step, _, _ in FAILURES.values()],
                         then=P.Issue(lifetime_s=2))  # whole seconds: 1-2 s
     fake.install(stub)
     stub.on(B.Respond(200, b"process ok"), path=CHECK_PATH)
-    with pytest.raises(CredentialRetrievalError, match="no session for you"):
-        botocore_process_answer(fake.command())
-    with pytest.raises(ValueError):  # json.JSONDecodeError
-        botocore_process_answer(fake.command())
-    with pytest.raises(CredentialRetrievalError):  # killed: a non-zero return code
-        botocore_process_answer(fake.command())
-    with pytest.raises(CredentialRetrievalError, match="Unsupported version"):
-        botocore_process_answer(fake.command())
+    for kind in FAILURES:
+        with pytest.raises((CredentialRetrievalError, ValueError)) as e:
+            botocore_process_answer(fake.command())
+        if kind == "exit status":
+            assert "credproc: refusing" in str(e.value)  # botocore shows the stderr
+        if kind == "Version 2":
+            assert "Unsupported version" in str(e.value)
     got = botocore_process_answer(fake.command())
     issued = fake.wait_issued(1)[0].issued
     assert (got["access_key"], got["secret_key"], got["token"]) == (
@@ -192,9 +211,8 @@ def test_fake_program_failures_are_what_botocore_refuses(stub, pki, fake_process
     assert s3_direct(stub, pki, issued.access_key_id, issued.secret,
                      issued.token).status == 403, "expired keys must be refused"
     runs = fake.runs()
-    assert [type(r.step).__name__ for r in runs] == ["Exit", "Output", "Kill", "Output", "Issue"]
-    assert [e["how"] for r in runs for e in r.ends] == ["exit", "output", "kill", "output",
-                                                        "issued"]
+    assert [r.step for r in runs] == [step for step, _, _ in FAILURES.values()] + [fake.then]
+    assert all(len(r.ends) == 1 for r in runs), [r.ends for r in runs]
 
 
 # -- running the program and signing with its answer --------------------------------------------
@@ -369,17 +387,6 @@ def test_valid_credentials_stay_in_use_while_the_refresh_fails(start_proxy, stub
 
 # -- failures -----------------------------------------------------------------------------------
 
-FAILURES = {
-    "exit status": (P.Exit(3, stderr="credproc: refusing\n"), b"", "exited with status 3"),
-    "killed": (P.Kill(), b"", None),
-    "not JSON": (P.Output("this is not JSON\n"), b"malformed", None),
-    "no secret key": (P.Output('{"Version": 1, "AccessKeyId": "AKIAFAKEFAKEFAKE0000"}\n'),
-                      b"malformed", None),
-    "Version 2": (P.Output('{"Version": 2, "AccessKeyId": "AKIAFAKEFAKEFAKE0000", '
-                           '"SecretAccessKey": "abc"}\n'), b"", None),
-}
-
-
 @pytest.mark.parametrize("kind", list(FAILURES))
 def test_failure_gives_503_then_a_retry_succeeds(start_proxy, stub, tmp_path, fake_process,
                                                  kind):
@@ -388,6 +395,7 @@ def test_failure_gives_503_then_a_retry_succeeds(start_proxy, stub, tmp_path, fa
     p = start_process(start_proxy, stub, tmp_path, fake)
     r, req = data_request(p, stub)
     assert_no_credentials(r, req, says)  # the retry comes 1 s later
+    assert BAD_SECRET.encode() not in r.body
     r, req = wait_for_status(p, stub, 200, timeout_s=10)
     runs = fake.runs()
     assert len(runs) == 2 and runs[1].issued, f"want one failed run and one retry: {runs}"
@@ -398,6 +406,7 @@ def test_failure_gives_503_then_a_retry_succeeds(start_proxy, stub, tmp_path, fa
     if kind == "killed":
         lines = [ln for ln in p.output().splitlines() if "signal" in ln.lower() or "SIGKILL" in ln]
         assert lines, "the program killed by a signal was not logged"
+    assert BAD_SECRET not in p.output(), "a secret of the refused output reached the log"
 
 
 def test_failing_program_is_retried_after_1_2_4_s(start_proxy, stub, tmp_path, fake_process):

@@ -64,9 +64,10 @@ class Exit:
 
 @dataclass
 class Output:
-    """Print `text` (not valid credentials) and exit 0."""
+    """Print `text` (not credentials this fake vouches for) and exit with `status`."""
     text: str = "this is not JSON\n"
     stderr: str = ""
+    status: int = 0
 
 
 @dataclass
@@ -214,8 +215,8 @@ def program(argv):
         return step.status
     if isinstance(step, Output):
         _write_all(1, step.text.encode())
-        ended("output")
-        return 0
+        ended("output", status=step.status)
+        return step.status
     if isinstance(step, Hang):
         _sleep(step.limit_s)
         ended("hang over")
