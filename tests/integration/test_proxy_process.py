@@ -221,10 +221,12 @@ def test_fake_program_failures_are_what_botocore_refuses(stub, pki, fake_process
 def test_program_runs_at_start_up_and_requests_are_signed_with_its_answer(
         start_proxy, stub, tmp_path, fake_process, token):
     fake = fake_process([P.Issue(token=token)])
+    t0 = time.monotonic()
     p = start_process(start_proxy, stub, tmp_path, fake)
     r, req = data_request(p, stub)
     run = first_run(fake)
     assert_signed_with(r, req, run.issued)
+    assert run.mono - t0 < 3.0, f"the program ran {run.mono - t0:.1f}s after start, not at once"
     assert run.stdin == "/dev/null", f"the program's stdin is {run.stdin}, want /dev/null"
     # A blocking pipe, as the SDKs' subprocess gives: with O_NONBLOCK on the program's end
     # (shared through the open file) a write that fills the pipe fails with EAGAIN.
@@ -472,12 +474,19 @@ def test_no_output_within_20s_kills_the_program(start_proxy, stub, tmp_path, fak
     assert len(failure_lines(p, "within 20 s")) == 1, "the timeout was not logged once"
 
 
-def test_oversized_output_is_refused(start_proxy, stub, tmp_path, fake_process):
-    # Valid JSON, padded past the 64 KiB sigv4d reads: its keys must never be used.
-    fake = fake_process(then=P.Issue(pad_bytes=100 * 1024))
+@pytest.mark.parametrize("size,ok", [(64 * 1024, True), (64 * 1024 + 1, False),
+                                     (100 * 1024, False)])
+def test_output_size_limit(start_proxy, stub, tmp_path, fake_process, size, ok):
+    # Valid JSON padded with spaces to `size` bytes: up to 64 KiB it is read, past that it
+    # is refused and its keys are never used.
+    fake = fake_process(then=P.Issue(size=size))
     p = start_process(start_proxy, stub, tmp_path, fake)
-    assert_no_credentials(*data_request(p, stub))
-    assert fake.runs(), "the program did not run"
+    r, req = data_request(p, stub)
+    run = first_run(fake)
+    if ok:
+        assert_signed_with(r, req, run.issued)
+    else:
+        assert_no_credentials(r, req)
     assert p.alive()
 
 

@@ -46,13 +46,13 @@ RECORDED_ENV = ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
 @dataclass
 class Issue:
     """Print new random credentials, after delay_s. lifetime_s None: no Expiration (never
-    expire); token False: no SessionToken. pad_bytes adds that many spaces after the JSON
-    (still valid JSON, but more than sigv4d reads when large)."""
+    expire); token False: no SessionToken. size > 0: spaces after the JSON make the output
+    (newline included) exactly that many bytes, still valid JSON."""
     lifetime_s: float = 3600
     token: bool = True
     delay_s: float = 0.0
     stderr: str = ""
-    pad_bytes: int = 0
+    size: int = 0
 
 
 @dataclass
@@ -173,8 +173,8 @@ def program(argv):
         _append(os.path.join(state, "runs.jsonl"), {
             "run": n, "pid": os.getpid(), "ppid": os.getppid(), "at": started,
             "mono": started_mono, "argv": list(argv),
-            "env": {k: os.environ.get(k) for k in RECORDED_ENV}, "stdin": _fd_kind(0), "stdout": _fd_kind(1),
-            "step": step_json})
+            "env": {k: os.environ.get(k) for k in RECORDED_ENV}, "stdin": _fd_kind(0),
+            "stdout": _fd_kind(1), "step": step_json})
     step = _step_from_json(step_json)
     end_path = os.path.join(state, "ends.jsonl")
 
@@ -208,7 +208,9 @@ def program(argv):
             out["Expiration"] = iso(issued["expiration"])
         _append(os.path.join(state, "issued.jsonl"), issued)
         ended("issued")
-        _write_all(1, (json.dumps(out) + " " * step.pad_bytes + "\n").encode())
+        text = json.dumps(out)
+        text += " " * max(0, step.size - len(text) - 1) + "\n"
+        _write_all(1, text.encode())
         return 0
     if isinstance(step, Exit):
         ended("exit", status=step.status)
