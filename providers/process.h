@@ -10,8 +10,9 @@
  *
  * SessionToken and Expiration are optional (no Expiration: the credentials never expire).
  * The program is run without a shell: the line is split into words the way botocore does
- * (POSIX shell quoting: '...' literal, "..." with \" \\ \$ \` escapes, \ outside quotes
- * escapes the next byte; no variables, globs or operators). Pure: no I/O, no clock, no getenv;
+ * (Python's shlex.split: '...' literal, "..." with only \" and \\ escapes (unlike a POSIX
+ * shell, \$ \` and a backslash-newline keep their backslash there), \ outside quotes escapes the
+ * next byte; no variables, globs, comments or operators). Pure: no I/O, no clock, no getenv;
  * proxy/px_creds.c runs the program.
  */
 #ifndef PROCESS_H
