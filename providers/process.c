@@ -51,6 +51,8 @@ enum cred_err proc_split(struct sig_slice line, struct proc_argv *out, char *msg
 {
     out->argc = 0;
     out->argv[0] = NULL;
+    if (msg != NULL && msg_len > 0)
+        msg[0] = '\0';
     if (line.len > PROC_MAX_LINE_BYTES)
         return fail(msg, msg_len, CRED_ERR_TOO_LONG, "the command line is over %u bytes",
                     PROC_MAX_LINE_BYTES);
@@ -108,7 +110,8 @@ enum cred_err proc_split(struct sig_slice line, struct proc_argv *out, char *msg
             state = DOUBLE;
         } else if (c == '\\') {
             if (i + 1 == line.len)
-                err = fail(msg, msg_len, CRED_ERR_INVALID, "the command line ends with a backslash");
+                err =
+                    fail(msg, msg_len, CRED_ERR_INVALID, "the command line ends with a backslash");
             else
                 out->mem[n++] = (char)line.ptr[++i];
         } else {
@@ -151,8 +154,8 @@ struct json_cur {
 static void json_ws(struct json_cur *c)
 {
     /* RFC 8259 section 2: ws = space, tab, line feed, carriage return. */
-    while (c->i < c->len && (c->p[c->i] == ' ' || c->p[c->i] == '\t' || c->p[c->i] == '\n' ||
-                             c->p[c->i] == '\r'))
+    while (c->i < c->len &&
+           (c->p[c->i] == ' ' || c->p[c->i] == '\t' || c->p[c->i] == '\n' || c->p[c->i] == '\r'))
         c->i++;
 }
 
@@ -351,8 +354,8 @@ struct parse {
     size_t compact_len;
     yaml_parser_t parser;
     bool parser_ready;
-    yaml_event_t event;     /* the event being looked at */
-    bool event_ready;       /* `event` holds memory */
+    yaml_event_t event;         /* the event being looked at */
+    bool event_ready;           /* `event` holds memory */
     yaml_event_t kept[F_COUNT]; /* the value of each known field, until the end */
     bool have[F_COUNT];
     uint8_t key_hash[PROC_MAX_KEYS][SIG_SHA256_LEN];
@@ -467,7 +470,8 @@ static bool skip_value(struct parse *ps)
 
 static bool is_string(const yaml_event_t *ev)
 {
-    return ev->type == YAML_SCALAR_EVENT && ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+    return ev->type == YAML_SCALAR_EVENT &&
+           ev->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
 }
 
 static bool is_null(const yaml_event_t *ev)
@@ -534,7 +538,10 @@ static enum cred_err read_document(struct parse *ps, char *msg, size_t msg_len)
     static const yaml_event_type_t opening[] = {YAML_STREAM_START_EVENT, YAML_DOCUMENT_START_EVENT,
                                                 YAML_MAPPING_START_EVENT};
     for (size_t i = 0; i < sizeof(opening) / sizeof(opening[0]); i++) {
-        if (!next_event(ps) || ps->event.type != opening[i] || has_anchor_or_tag(&ps->event))
+        /* libyaml checks the encoding as it fills its buffer: bad UTF-8 fails here. */
+        if (!next_event(ps))
+            return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not valid JSON");
+        if (ps->event.type != opening[i] || has_anchor_or_tag(&ps->event))
             return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not a JSON object");
     }
     enum cred_err err = read_members(ps, msg, msg_len);
@@ -584,7 +591,8 @@ static enum cred_err optional_string(const struct parse *ps, enum proc_field f,
     if (out->len > CRED_MAX_VALUE)
         return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is over %d bytes", field_names[f],
                     CRED_MAX_VALUE);
-    if (!is_header_safe(*out))
+    /* The token goes into a header; the time is checked by its parser. */
+    if (f == F_TOKEN && !is_header_safe(*out))
         return fail(msg, msg_len, CRED_ERR_BAD_ANSWER,
                     "%s has a byte outside printable ASCII or a space", field_names[f]);
     return CRED_OK;
@@ -628,8 +636,8 @@ static enum cred_err make_answer(const struct parse *ps, struct proc_answer *ans
     return CRED_OK;
 }
 
-enum cred_err proc_parse_output(const uint8_t *out, size_t len, struct proc_answer *ans,
-                                char *msg, size_t msg_len)
+enum cred_err proc_parse_output(const uint8_t *out, size_t len, struct proc_answer *ans, char *msg,
+                                size_t msg_len)
 {
     *ans = (struct proc_answer){0};
     if (msg != NULL && msg_len > 0)
