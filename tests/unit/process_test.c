@@ -396,6 +396,19 @@ static char *padded_doc(size_t len)
     return doc;
 }
 
+/* The credentials and "x": `levels` nested arrays. */
+static void nested_doc(char *doc, size_t cap, int levels)
+{
+    int n = snprintf(doc, cap, "{" V1 ", " AKID ", " SECRET ", \"x\": ");
+    assert_true(n > 0 && (size_t)n + 2 * (size_t)levels + 2 <= cap);
+    for (int i = 0; i < levels; i++)
+        doc[n++] = '[';
+    for (int i = 0; i < levels; i++)
+        doc[n++] = ']';
+    doc[n++] = '}';
+    doc[n] = '\0';
+}
+
 static void test_output_limits(void **state)
 {
     (void)state;
@@ -422,24 +435,9 @@ static void test_output_limits(void **state)
 
     /* Nesting: 64 levels (the top object included) parse, 65 do not. */
     char deep[512];
-    n = snprintf(deep, sizeof(deep), "{" V1 ", " AKID ", " SECRET ", \"x\": ");
-    for (int i = 0; i < 63; i++)
-        deep[n++] = '[';
-    for (int i = 0; i < 63; i++)
-        deep[n++] = ']';
-    deep[n++] = '}';
-    deep[n] = '\0';
+    nested_doc(deep, sizeof(deep), 63);
     expect_creds(deep, "AKIDEXAMPLE", SECRET_VALUE, "", 0);
-    memmove(deep + 1, deep, (size_t)n + 1);
-    deep[0] = '[';
-    expect_refused(deep, "not one JSON object");
-    n = snprintf(deep, sizeof(deep), "{" V1 ", " AKID ", " SECRET ", \"x\": ");
-    for (int i = 0; i < 64; i++)
-        deep[n++] = '[';
-    for (int i = 0; i < 64; i++)
-        deep[n++] = ']';
-    deep[n++] = '}';
-    deep[n] = '\0';
+    nested_doc(deep, sizeof(deep), 64);
     expect_refused(deep, "not one JSON object");
 
     /* At most 64 keys at the top level. */
