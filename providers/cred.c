@@ -48,6 +48,8 @@ const char *cred_err_str(enum cred_err err)
         return "credentials are being fetched";
     case CRED_ERR_EXPIRED:
         return "the credentials expired and could not be refreshed";
+    case CRED_ERR_PROCESS:
+        return "the credential_process program failed";
     }
     return "unknown credential error";
 }

@@ -34,6 +34,7 @@ enum cred_err {
         210,                /* the credential service cannot be reached (connect, TLS, timeout) */
     CRED_ERR_PENDING = 211, /* the first fetch has not answered yet */
     CRED_ERR_EXPIRED = 212, /* the last credentials expired and no refresh succeeded */
+    CRED_ERR_PROCESS = 213, /* a credential_process program failed (exit, signal, timeout) */
 };
 
 /* A fixed message per code; never contains input. */

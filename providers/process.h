@@ -10,8 +10,9 @@
  *
  * SessionToken and Expiration are optional (no Expiration: the credentials never expire).
  * The program is run without a shell: the line is split into words the way botocore does
- * (POSIX shell quoting: '...' literal, "..." with \" \\ \$ \` escapes, \ outside quotes
- * escapes the next byte; no variables, globs or operators). Pure: no I/O, no clock, no getenv;
+ * (Python's shlex.split: '...' literal, "..." with only \" and \\ escapes (unlike a POSIX
+ * shell, \$ \` and a backslash-newline keep their backslash there), \ outside quotes escapes the
+ * next byte; no variables, globs, comments or operators). Pure: no I/O, no clock, no getenv;
  * proxy/px_creds.c runs the program.
  */
 #ifndef PROCESS_H
@@ -49,12 +50,18 @@ struct proc_answer {
 };
 
 /*
- * Parses the program's standard output (JSON, read with libyaml's parser, which reads JSON;
- * at most PROC_MAX_OUTPUT_BYTES). Version must be the number 1; AccessKeyId and
- * SecretAccessKey non-empty strings; SessionToken and Expiration (ISO 8601 UTC, as
- * sts_parse_time) optional strings; other keys ignored; duplicate keys, a non-object document
- * or trailing documents refused. CRED_ERR_BAD_ANSWER with a one-line msg (naming the field,
- * never a value) otherwise. Every copy it makes of the output is wiped.
+ * Parses the program's standard output (at most PROC_MAX_OUTPUT_BYTES). It must be one JSON
+ * object (RFC 8259, checked byte for byte: no YAML-only syntax, comments, trailing commas or
+ * byte order mark; nesting at most 64 deep, at most 64 top-level keys, none twice), whose
+ * values libyaml's parser reads. Version must be the number 1 (not "1", 1.0 or true);
+ * AccessKeyId and SecretAccessKey non-empty strings; SessionToken and Expiration (ISO 8601
+ * UTC, as sts_parse_time) optional strings, null meaning absent and an empty SessionToken no
+ * token; the three credential values printable ASCII without spaces (they go into headers);
+ * other keys ignored. CRED_ERR_BAD_ANSWER with a one-line msg (naming the field or the
+ * problem, never a value) otherwise; msg is "" on CRED_OK. Every copy this function makes of
+ * the output, and the buffers of libyaml's it can reach, are wiped (not the blocks libyaml
+ * frees while growing a scalar: it has no allocator hooks). `out` is borrowed (the caller
+ * wipes it). Synchronous; thread-safe.
  */
 SIG_MUST_USE enum cred_err proc_parse_output(const uint8_t *out, size_t len,
                                              struct proc_answer *ans, char *msg, size_t msg_len);

@@ -660,6 +660,30 @@ static bool profile_has(const struct prof_set *set, struct sig_slice profile, co
     return prof_find(set, PROF_KIND_PROFILE, profile, sig_slice_from_cstr(key), &v);
 }
 
+/* botocore's chain, in order: assume role and web identity and SSO come before the static keys
+ * (a profile with role_arn assumes the role even when it has keys), the credential process
+ * after them. */
+static const char *const before_keys[] = {
+    "role_arn",      "web_identity_token_file", "sso_session",
+    "sso_start_url", "sso_account_id",          "sso_role_name",
+};
+
+enum cred_err prof_credential_process(const struct prof_set *set, struct sig_slice profile,
+                                      struct sig_slice *command)
+{
+    *command = (struct sig_slice){0};
+    if (!prof_has_profile(set, profile))
+        return CRED_ERR_NOT_FOUND;
+    for (size_t i = 0; i < sizeof(before_keys) / sizeof(before_keys[0]); i++)
+        if (profile_has(set, profile, before_keys[i]))
+            return CRED_ERR_NOT_FOUND;
+    if (prof_get(set, profile, SIG_SLICE_LIT("aws_access_key_id")).len != 0 ||
+        prof_get(set, profile, SIG_SLICE_LIT("aws_secret_access_key")).len != 0)
+        return CRED_ERR_NOT_FOUND;
+    *command = prof_get(set, profile, SIG_SLICE_LIT("credential_process"));
+    return command->len != 0 ? CRED_OK : CRED_ERR_NOT_FOUND;
+}
+
 enum cred_err cred_from_profile(const struct prof_set *set, struct sig_slice profile,
                                 struct cred **out, char *msg, size_t msg_len)
 {
@@ -669,13 +693,6 @@ enum cred_err cred_from_profile(const struct prof_set *set, struct sig_slice pro
     if (!prof_has_profile(set, profile))
         return fail(msg, msg_len, CRED_ERR_NO_PROFILE,
                     "profile %.*s is in neither the config nor the credentials file", plen, pname);
-    /* botocore's chain, in order: assume role and web identity and SSO come before the static
-     * keys (a profile with role_arn assumes the role even when it has keys), the credential
-     * process after them. */
-    static const char *const before_keys[] = {
-        "role_arn",      "web_identity_token_file", "sso_session",
-        "sso_start_url", "sso_account_id",          "sso_role_name",
-    };
     for (size_t i = 0; i < sizeof(before_keys) / sizeof(before_keys[0]); i++)
         if (profile_has(set, profile, before_keys[i]))
             return fail(msg, msg_len, CRED_ERR_UNSUPPORTED,

@@ -162,6 +162,16 @@ SIG_MUST_USE enum cred_err prof_role(const struct prof_set *set, struct sig_slic
                                      struct prof_role *out, char *msg, size_t msg_len);
 
 /*
+ * The credential_process command of `profile` when that is where its credentials come from, as
+ * in botocore's chain: it has no role_arn, web identity or SSO settings (which come first) and
+ * no static keys (which win). CRED_OK with *command a view into the set; CRED_ERR_NOT_FOUND
+ * otherwise (also when the profile does not exist).
+ */
+SIG_MUST_USE enum cred_err prof_credential_process(const struct prof_set *set,
+                                                   struct sig_slice profile,
+                                                   struct sig_slice *command);
+
+/*
  * The static keys of `profile` alone (aws_access_key_id, aws_secret_access_key,
  * aws_session_token), whatever else it sets: for a source_profile that names itself.
  * CRED_ERR_NOT_FOUND, CRED_ERR_INVALID, CRED_ERR_TOO_LONG as cred_from_profile.

@@ -27,6 +27,8 @@
 
 /* How long one AssumeRole call may take (DNS, connect, TLS, answer). */
 #define PX_CREDS_CALL_TIMEOUT_MS 10000u
+/* How long a credential_process program may take to answer and exit (then it is killed). */
+#define PX_CREDS_PROC_TIMEOUT_MS 20000u
 /* The longest wait between retries of a failed call. */
 #define PX_CREDS_MAX_BACKOFF_S 60u
 /* Refresh this long before expiry at most (less for short-lived credentials: half their life). */
@@ -34,10 +36,20 @@
 
 struct px_creds;
 
+enum px_creds_kind {
+    PX_CREDS_STS = 0,     /* assume role_arn with the base credentials */
+    PX_CREDS_PROCESS = 1, /* run a profile's credential_process */
+};
+
 struct px_creds_params {
+    enum px_creds_kind kind;
     const struct px_config *cfg; /* borrowed; outlives the thread */
-    struct cred *base;           /* borrowed; the thread takes its own reference */
-    struct cred_slot *slot;      /* borrowed; outlives the thread */
+    /* PX_CREDS_PROCESS: */
+    const char *command; /* the credential_process line (valid: proc_split accepts it) */
+    const char *profile; /* its profile, for messages */
+    /* PX_CREDS_STS: */
+    struct cred *base;      /* borrowed; the thread takes its own reference */
+    struct cred_slot *slot; /* borrowed; outlives the thread */
     const char *role_arn;
     const char *session_name; /* valid RoleSessionName */
     const char *external_id;  /* NULL or "" for none */

@@ -6,18 +6,26 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
+#include "process.h"
 #include "profile.h"
 #include "px_common.h"
 #include "sts.h"
 
-/* What a role asks STS for: copied out of the flags or the shared files (freed after start-up). */
-struct role_req {
-    bool on;
+/* Where the credentials come from when they must be fetched: a role to assume (--role-arn or a
+ * profile's role_arn) or a profile's credential_process; copied out of the flags and the shared
+ * files (freed after start-up). */
+struct cred_plan {
+    bool assume;                   /* a role is assumed */
     char from[PROF_MAX_NAME + 16]; /* "--role-arn" or "profile NAME": for messages */
     char arn[2048];
     char session_name[STS_MAX_SESSION_NAME + 1];
     char external_id[1300];
     uint32_t duration_s;
+    /* Or the profile's credential_process (then `assume` is false). */
+    char command[PROC_MAX_LINE_BYTES + 1]; /* "" when none */
+    char profile[PROF_MAX_NAME];
 };
 
 static bool copy_value(char *out, size_t cap, struct sig_slice v, const char *what,
@@ -31,7 +39,7 @@ static bool copy_value(char *out, size_t cap, struct sig_slice v, const char *wh
 
 /* The session name: the profile's role_session_name, else AWS_ROLE_SESSION_NAME as the SDKs
  * read it, else sigv4d-UNIXTIME. */
-static bool set_session_name(struct role_req *r, struct sig_slice from_profile)
+static bool set_session_name(struct cred_plan *r, struct sig_slice from_profile)
 {
     const char *env = getenv("AWS_ROLE_SESSION_NAME");
     struct sig_slice name = from_profile.len != 0 ? from_profile : sig_slice_from_cstr(env);
@@ -52,7 +60,7 @@ static bool set_session_name(struct role_req *r, struct sig_slice from_profile)
 
 /* Every value STS will get, checked now: a bad one stops start-up instead of failing every
  * refresh. */
-static bool check_role(const struct role_req *r)
+static bool check_role(const struct cred_plan *r)
 {
     uint8_t mem[4096];
     struct sig_buf body;
@@ -74,7 +82,7 @@ static bool check_role(const struct role_req *r)
 
 /* The role the selected profile assumes, and its base keys. CRED_ERR_NOT_FOUND: no role. */
 static enum cred_err profile_role(const struct prof_set *set, const struct prof_paths *paths,
-                                  struct role_req *r, struct cred **base, bool *ok)
+                                  struct cred_plan *r, struct cred **base, bool *ok)
 {
     struct sig_slice profile = sig_slice_from_cstr(paths->profile);
     struct prof_role pr;
@@ -83,7 +91,7 @@ static enum cred_err profile_role(const struct prof_set *set, const struct prof_
     if (e == CRED_ERR_NOT_FOUND || (e == CRED_ERR_NO_PROFILE && !paths->profile_from_env))
         return CRED_ERR_NOT_FOUND;
     *ok = false;
-    if (e == CRED_OK && r->on) {
+    if (e == CRED_OK && r->assume) {
         snprintf(msg, sizeof(msg),
                  "--role-arn with profile %s, which assumes a role itself: chained roles are not "
                  "supported yet",
@@ -103,13 +111,44 @@ static enum cred_err profile_role(const struct prof_set *set, const struct prof_
         fprintf(stderr, "sigv4d: %s%s\n", msg, e == CRED_ERR_NO_PROFILE ? " (AWS_PROFILE)" : "");
         return e;
     }
-    r->on = true;
+    r->assume = true;
     snprintf(r->from, sizeof(r->from), "profile %s", paths->profile);
     r->duration_s = pr.duration_s;
     *ok = copy_value(r->arn, sizeof(r->arn), pr.role_arn, "role_arn", r->from) &&
           copy_value(r->external_id, sizeof(r->external_id), pr.external_id, "external_id",
                      r->from) &&
           set_session_name(r, pr.session_name) && check_role(r);
+    return CRED_OK;
+}
+
+/* The selected profile's credential_process, checked (never echoed: it may hold a secret).
+ * CRED_ERR_NOT_FOUND when the profile gets its credentials otherwise. */
+static enum cred_err profile_process(const struct prof_set *set, const struct prof_paths *paths,
+                                     struct cred_plan *r, bool *ok)
+{
+    struct sig_slice command;
+    if (prof_credential_process(set, sig_slice_from_cstr(paths->profile), &command) != CRED_OK)
+        return CRED_ERR_NOT_FOUND;
+    *ok = false;
+    if (r->assume) {
+        fprintf(stderr,
+                "sigv4d: --role-arn with profile %s, which uses credential_process: not "
+                "supported yet\n",
+                paths->profile);
+        return CRED_ERR_UNSUPPORTED;
+    }
+    struct proc_argv *av = px_xmalloc(sizeof(*av));
+    char msg[256];
+    enum cred_err e = proc_split(command, av, msg, sizeof(msg));
+    OPENSSL_cleanse(av, sizeof(*av));
+    free(av);
+    if (e != CRED_OK || !px_copy_cstr(r->command, sizeof(r->command), command)) {
+        fprintf(stderr, "sigv4d: profile %s: credential_process: %s\n", paths->profile,
+                e != CRED_OK ? msg : "too long");
+        return CRED_ERR_INVALID;
+    }
+    snprintf(r->profile, sizeof(r->profile), "%s", paths->profile);
+    *ok = true;
     return CRED_OK;
 }
 
@@ -121,7 +160,7 @@ static enum cred_err profile_role(const struct prof_set *set, const struct prof_
  * unreadable file, a profile named by AWS_PROFILE that does not exist, or a profile whose
  * credentials sigv4d cannot use (so that it never silently signs with nothing).
  */
-static bool use_shared_files(struct px_config *cfg, struct role_req *role, struct cred **creds,
+static bool use_shared_files(struct px_config *cfg, struct cred_plan *role, struct cred **creds,
                              enum cred_err *cerr)
 {
     struct prof_paths paths;
@@ -144,6 +183,13 @@ static bool use_shared_files(struct px_config *cfg, struct role_req *role, struc
     bool ok = true;
     if (*creds == NULL && *cerr == CRED_ERR_NOT_FOUND) {
         enum cred_err e = profile_role(set, &paths, role, creds, &ok);
+        if (e == CRED_ERR_NOT_FOUND) {
+            e = profile_process(set, &paths, role, &ok);
+            if (e == CRED_OK || !ok) {
+                prof_set_free(set);
+                return ok;
+            }
+        }
         if (e == CRED_ERR_NOT_FOUND) { /* no role: the profile's static keys, if any */
             e = cred_from_profile(set, profile, creds, msg, sizeof(msg));
             bool none =
@@ -158,7 +204,7 @@ static bool use_shared_files(struct px_config *cfg, struct role_req *role, struc
             char id[8];
             cred_redacted_id(*creds, id);
             px_log(PX_LOG_INFO, "credentials from profile %s (shared files), access key %s%s",
-                   paths.profile, id, role->on ? ", to assume its role" : "");
+                   paths.profile, id, role->assume ? ", to assume its role" : "");
             *cerr = CRED_OK;
         }
     }
@@ -166,18 +212,18 @@ static bool use_shared_files(struct px_config *cfg, struct role_req *role, struc
     return ok;
 }
 
-static bool flag_role(const struct px_config *cfg, struct role_req *r)
+static bool flag_role(const struct px_config *cfg, struct cred_plan *r)
 {
     if (cfg->role_arn == NULL)
         return true;
-    r->on = true;
+    r->assume = true;
     snprintf(r->from, sizeof(r->from), "--role-arn");
     return copy_value(r->arn, sizeof(r->arn), sig_slice_from_cstr(cfg->role_arn), "the ARN",
                       r->from) &&
            set_session_name(r, (struct sig_slice){0}) && check_role(r);
 }
 
-static bool start_role(const struct px_config *cfg, const struct role_req *r,
+static bool start_role(const struct px_config *cfg, const struct cred_plan *r,
                        struct px_cred_setup *out)
 {
     sts_init();
@@ -200,11 +246,24 @@ static bool start_role(const struct px_config *cfg, const struct role_req *r,
     return out->thread != NULL;
 }
 
+static bool start_process(const struct px_config *cfg, const struct cred_plan *r,
+                          struct px_cred_setup *out)
+{
+    out->slot = cred_slot_new();
+    struct px_creds_params cp = {.kind = PX_CREDS_PROCESS,
+                                 .cfg = cfg,
+                                 .slot = out->slot,
+                                 .command = r->command,
+                                 .profile = r->profile};
+    out->thread = px_creds_start(&cp);
+    return out->thread != NULL;
+}
+
 bool px_cred_setup(struct px_config *cfg, struct px_cred_setup *out)
 {
     memset(out, 0, sizeof(*out));
     out->exit_code = 1;
-    struct role_req role;
+    struct cred_plan role;
     memset(&role, 0, sizeof(role));
     if (!flag_role(cfg, &role)) {
         out->exit_code = 2;
@@ -221,13 +280,15 @@ bool px_cred_setup(struct px_config *cfg, struct px_cred_setup *out)
     if ((cerr == CRED_ERR_NOT_FOUND || (cfg->region.len == 0 && !cfg->fallback_region_from_env)) &&
         !use_shared_files(cfg, &role, &out->creds, &cerr))
         return false;
-    if (role.on && cerr != CRED_OK) {
+    if (role.assume && cerr != CRED_OK) {
         fprintf(stderr, "sigv4d: %s needs base credentials (environment or profile): %s\n",
                 role.from, cred_err_str(cerr));
         return false;
     }
-    if (role.on)
+    if (role.assume)
         return start_role(cfg, &role, out);
+    if (role.command[0] != '\0')
+        return start_process(cfg, &role, out);
     if (cerr != CRED_OK) {
         /* Keep serving: every request gets 503 with the reason, which is easier to diagnose
          * from a client than a proxy that refuses to start. */

@@ -117,8 +117,9 @@ int main(int argc, char **argv)
                cfg.upstream_tls ? "https" : "http");
         /* Connections wait in the listen backlog until the first credentials (or 5 s). */
         if (cs.thread != NULL && !px_creds_wait_first(cs.thread, PX_FIRST_CREDS_WAIT_MS))
-            px_log(PX_LOG_ERROR, "credentials: no answer from STS yet; serving (requests get "
-                                 "503 until credentials arrive)");
+            px_log(PX_LOG_ERROR,
+                   "credentials: no answer yet from the first fetch; serving (requests get "
+                   "503 until credentials arrive)");
         int sig = px_accept_run(listen_fd, workers, cfg.workers, &sigs);
         if (sig > 0) {
             px_log(PX_LOG_INFO, "signal %d: draining", sig);

@@ -116,15 +116,6 @@ def assert_one_line_exit(r, *fragments, absent=()):
         assert a not in r.stderr
 
 
-def test_credential_process_profile_stops_start_up(sigv4d_bin, tmp_path):
-    env = write_files(tmp_path, "[profile tool]\ncredential_process = /opt/bin/get-creds --s3cr3t\n",
-                      "")
-    env["AWS_PROFILE"] = "tool"
-    r = run_sigv4d(sigv4d_bin, tmp_path, env)
-    assert_one_line_exit(r, "profile tool uses credential_process",
-                         "which sigv4d does not support yet", absent=("get-creds", "s3cr3t"))
-
-
 def test_chained_role_profile_stops_start_up(sigv4d_bin, tmp_path):
     # Profile roles are assumed (test_proxy_role.py); a role whose source assumes a role too
     # is not supported yet, and says so instead of signing with the wrong identity.

@@ -857,6 +857,28 @@ static void test_role_profiles_refused(void **state)
     }
 }
 
+static void test_credential_process_profiles(void **state)
+{
+    (void)state;
+    struct prof_set *s = parse2(
+        "[profile tool]\ncredential_process = /opt/get-creds --x \"a b\"\n"
+        "[profile keys]\ncredential_process = /opt/get-creds\naws_access_key_id = A\n"
+        "aws_secret_access_key = S\n"
+        "[profile role]\ncredential_process = /opt/get-creds\nrole_arn = arn:aws:iam::1:role/r\n"
+        "source_profile = tool\n"
+        "[profile none]\nregion = us-east-1\n",
+        "");
+    struct sig_slice cmd;
+    assert_int_equal(prof_credential_process(s, SIG_SLICE_LIT("tool"), &cmd), CRED_OK);
+    assert_slice_str(cmd, "/opt/get-creds --x \"a b\"");
+    /* Static keys win; a role comes first; no setting or no profile: not this source. */
+    assert_int_equal(prof_credential_process(s, SIG_SLICE_LIT("keys"), &cmd), CRED_ERR_NOT_FOUND);
+    assert_int_equal(prof_credential_process(s, SIG_SLICE_LIT("role"), &cmd), CRED_ERR_NOT_FOUND);
+    assert_int_equal(prof_credential_process(s, SIG_SLICE_LIT("none"), &cmd), CRED_ERR_NOT_FOUND);
+    assert_int_equal(prof_credential_process(s, SIG_SLICE_LIT("gone"), &cmd), CRED_ERR_NOT_FOUND);
+    prof_set_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -884,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_cred_static_keys),
         cmocka_unit_test(test_role_profiles),
         cmocka_unit_test(test_role_profiles_refused),
+        cmocka_unit_test(test_credential_process_profiles),
         cmocka_unit_test(test_cred_incomplete_or_missing),
         cmocka_unit_test(test_cred_unsupported_sources_are_named),
     };
