@@ -3,9 +3,9 @@
  *
  * The program runs without a shell (proc_split gives its argv, PATH is searched as the SDKs'
  * subprocess calls do), with stdin on /dev/null, stdout on a pipe read from the loop, stderr
- * shared with sigv4d (the SDKs show the program's messages the same way), the environment
- * inherited, default signal dispositions and mask, in a process group of its own so a
- * timeout can kill whatever it started. Its exit is noticed through a pidfd (a polling timer
+ * shared with sigv4d (the SDKs show the program's messages the same way), no other descriptor,
+ * the environment inherited, default signal dispositions and mask, in a process group of its own so
+ * a timeout can kill whatever it started. Its exit is noticed through a pidfd (a polling timer
  * where the kernel has none); the answer is parsed once stdout is closed and the program has
  * exited with status 0.
  */
@@ -138,6 +138,9 @@ static bool spawn(struct px_creds *c, char *const argv[], int out_w, char *reaso
                                         POSIX_SPAWN_SETPGROUP);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, out_w, 1);
+    /* Everything else closed: libevent opens upstream sockets without O_CLOEXEC, and a socket
+     * the program inherits stays open for as long as it runs. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     int e = posix_spawnp(&c->pid, argv[0], &fa, &attr, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);

@@ -231,6 +231,8 @@ def test_program_runs_at_start_up_and_requests_are_signed_with_its_answer(
     # A blocking pipe, as the SDKs' subprocess gives: with O_NONBLOCK on the program's end
     # (shared through the open file) a write that fills the pipe fails with EAGAIN.
     assert run.stdout == "pipe", f"the program's stdout is {run.stdout}, want a blocking pipe"
+    # Nothing of sigv4d's leaks into the program: no client or upstream socket, no eventfd.
+    assert run.fds == [], f"the program inherited descriptors {run.fds} from sigv4d"
     # The environment is inherited: sigv4d's own variables reach the program.
     assert run.env["SV4H_CREDPROC_MARK"] == MARK
     assert run.env["AWS_PROFILE"] == PROFILE
@@ -348,6 +350,9 @@ def test_one_run_per_refresh_whatever_the_workers(start_proxy, stub, tmp_path, f
     runs = fake.wait_issued(2, timeout=10)
     assert len(runs) >= 2, "no run within 10 s for credentials that expire after 8 s"
     second = runs[1].issued
+    # By now sigv4d holds client and pooled upstream connections: none may reach the program
+    # (a leaked socket would keep a connection open for as long as the program runs).
+    assert runs[1].fds == [], f"the refresh run inherited descriptors {runs[1].fds}"
     gap = second.mono - first.mono
     # Lifetime 8 s (7-8 with a whole-second Expiration): Expiration - lifetime/2.
     assert 2.5 <= gap <= 6.5, f"run again {gap:.1f}s after the first answer, want about 4 s"

@@ -154,7 +154,20 @@ def _sleep(seconds):
         time.sleep(min(left, 0.5))
 
 
+def _open_fds():
+    """The descriptors open beyond the standard three (fstat opens none itself)."""
+    out = []
+    for fd in range(3, 1024):
+        try:
+            os.fstat(fd)
+            out.append(fd)
+        except OSError:
+            pass
+    return out
+
+
 def program(argv):
+    inherited = _open_fds()  # first: before this program opens anything itself
     state = argv[1]
     started, started_mono = time.time(), time.monotonic()
     with open(os.path.join(state, "lock"), "a") as lock:
@@ -174,7 +187,7 @@ def program(argv):
             "run": n, "pid": os.getpid(), "ppid": os.getppid(), "at": started,
             "mono": started_mono, "argv": list(argv),
             "env": {k: os.environ.get(k) for k in RECORDED_ENV}, "stdin": _fd_kind(0),
-            "stdout": _fd_kind(1), "step": step_json})
+            "stdout": _fd_kind(1), "fds": inherited, "step": step_json})
     step = _step_from_json(step_json)
     end_path = os.path.join(state, "ends.jsonl")
 
@@ -255,6 +268,7 @@ class Run:
     env: dict = field(repr=False)
     stdin: str
     stdout: str
+    fds: list  # descriptors beyond 0-2 the program found open at its start
     step: object
     issued: Issued = None
     ends: list = field(default_factory=list)  # {"how": "issued"|"exit"|"SIGTERM"|...}
