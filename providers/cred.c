@@ -3,6 +3,7 @@
 #include "cred.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,17 @@ const char *cred_err_str(enum cred_err err)
         return "the credential_process program failed";
     }
     return "unknown credential error";
+}
+
+enum cred_err cred_fail(char *msg, size_t msg_len, enum cred_err code, const char *fmt, ...)
+{
+    if (msg != NULL && msg_len > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, msg_len, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }
 
 static void *cred_xmalloc(size_t n)

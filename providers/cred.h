@@ -10,6 +10,7 @@
 #ifndef CRED_H
 #define CRED_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sig_sign.h"
@@ -39,6 +40,12 @@ enum cred_err {
 
 /* A fixed message per code; never contains input. */
 const char *cred_err_str(enum cred_err err);
+
+/* Writes a one-line reason into msg[msg_len] (when msg is not NULL) and returns `code`: the
+ * providers' error path. Callers pass only fixed text, names and numbers, never a value that
+ * may carry a secret. */
+enum cred_err cred_fail(char *msg, size_t msg_len, enum cred_err code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #define CRED_MAX_VALUE 4096
 

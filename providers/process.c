@@ -13,22 +13,6 @@
 #include "sig_sha256.h"
 #include "sts.h"
 
-static enum cred_err fail(char *msg, size_t msg_len, enum cred_err code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Writes the one-line reason. Callers pass only fixed text and field names: the line and the
- * output may carry a secret, so no byte of them ever reaches msg. */
-static enum cred_err fail(char *msg, size_t msg_len, enum cred_err code, const char *fmt, ...)
-{
-    if (msg != NULL && msg_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, msg_len, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* ---- the command line ---- */
 
 /* Python's shlex.whitespace: only these four (a vertical tab or form feed is a word byte). */
@@ -54,11 +38,12 @@ enum cred_err proc_split(struct sig_slice line, struct proc_argv *out, char *msg
     if (msg != NULL && msg_len > 0)
         msg[0] = '\0';
     if (line.len > PROC_MAX_LINE_BYTES)
-        return fail(msg, msg_len, CRED_ERR_TOO_LONG, "the command line is over %u bytes",
-                    PROC_MAX_LINE_BYTES);
+        return cred_fail(msg, msg_len, CRED_ERR_TOO_LONG, "the command line is over %u bytes",
+                         PROC_MAX_LINE_BYTES);
     for (size_t i = 0; i < line.len; i++) {
         if (line.ptr[i] == '\0')
-            return fail(msg, msg_len, CRED_ERR_INVALID, "the command line contains a NUL byte");
+            return cred_fail(msg, msg_len, CRED_ERR_INVALID,
+                             "the command line contains a NUL byte");
     }
 
     enum { OUTSIDE, SINGLE, DOUBLE } state = OUTSIDE;
@@ -81,8 +66,8 @@ enum cred_err proc_split(struct sig_slice line, struct proc_argv *out, char *msg
                        (line.ptr[i + 1] == '"' || line.ptr[i + 1] == '\\')) {
                 out->mem[n++] = (char)line.ptr[++i];
             } else if (c == '\\' && i + 1 == line.len) {
-                err = fail(msg, msg_len, CRED_ERR_INVALID,
-                           "the command line has an unterminated double quote");
+                err = cred_fail(msg, msg_len, CRED_ERR_INVALID,
+                                "the command line has an unterminated double quote");
             } else {
                 out->mem[n++] = (char)c;
             }
@@ -97,8 +82,8 @@ enum cred_err proc_split(struct sig_slice line, struct proc_argv *out, char *msg
         }
         if (!in_word) {
             if (out->argc == PROC_MAX_ARGS) {
-                err = fail(msg, msg_len, CRED_ERR_TOO_LONG, "the command line has over %u words",
-                           PROC_MAX_ARGS);
+                err = cred_fail(msg, msg_len, CRED_ERR_TOO_LONG,
+                                "the command line has over %u words", PROC_MAX_ARGS);
                 break;
             }
             out->argv[out->argc++] = &out->mem[n];
@@ -110,8 +95,8 @@ enum cred_err proc_split(struct sig_slice line, struct proc_argv *out, char *msg
             state = DOUBLE;
         } else if (c == '\\') {
             if (i + 1 == line.len)
-                err =
-                    fail(msg, msg_len, CRED_ERR_INVALID, "the command line ends with a backslash");
+                err = cred_fail(msg, msg_len, CRED_ERR_INVALID,
+                                "the command line ends with a backslash");
             else
                 out->mem[n++] = (char)line.ptr[++i];
         } else {
@@ -119,10 +104,11 @@ enum cred_err proc_split(struct sig_slice line, struct proc_argv *out, char *msg
         }
     }
     if (err == CRED_OK && state != OUTSIDE)
-        err = fail(msg, msg_len, CRED_ERR_INVALID, "the command line has an unterminated %s quote",
-                   state == SINGLE ? "single" : "double");
+        err = cred_fail(msg, msg_len, CRED_ERR_INVALID,
+                        "the command line has an unterminated %s quote",
+                        state == SINGLE ? "single" : "double");
     if (err == CRED_OK && out->argc == 0)
-        err = fail(msg, msg_len, CRED_ERR_INVALID, "the command line is empty");
+        err = cred_fail(msg, msg_len, CRED_ERR_INVALID, "the command line is empty");
     if (err != CRED_OK) {
         /* The words may hold a secret passed as an argument. */
         OPENSSL_cleanse(out->mem, n);
@@ -495,19 +481,21 @@ static enum cred_err read_members(struct parse *ps, char *msg, size_t msg_len)
 {
     for (;;) {
         if (!next_event(ps))
-            return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not valid JSON");
+            return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not valid JSON");
         if (ps->event.type == YAML_MAPPING_END_EVENT)
             return CRED_OK;
         if (!is_string(&ps->event) || has_anchor_or_tag(&ps->event))
-            return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "a key of the output is not a string");
+            return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER,
+                             "a key of the output is not a string");
         struct sig_slice key = scalar_of(&ps->event);
         if (ps->keys == PROC_MAX_KEYS)
-            return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output has over %u keys",
-                        PROC_MAX_KEYS);
+            return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output has over %u keys",
+                             PROC_MAX_KEYS);
         sig_sha256(key.ptr, key.len, ps->key_hash[ps->keys]);
         for (unsigned k = 0; k < ps->keys; k++) {
             if (CRYPTO_memcmp(ps->key_hash[k], ps->key_hash[ps->keys], SIG_SHA256_LEN) == 0)
-                return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output has a duplicate key");
+                return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER,
+                                 "the output has a duplicate key");
         }
         ps->keys++;
         enum proc_field f = F_OTHER;
@@ -516,15 +504,15 @@ static enum cred_err read_members(struct parse *ps, char *msg, size_t msg_len)
                 f = (enum proc_field)i;
         }
         if (!next_event(ps))
-            return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not valid JSON");
+            return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not valid JSON");
         if (f == F_OTHER) {
             if (!skip_value(ps))
-                return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not valid JSON");
+                return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not valid JSON");
             continue;
         }
         if (ps->event.type != YAML_SCALAR_EVENT || has_anchor_or_tag(&ps->event))
-            return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is not a %s", field_names[f],
-                        f == F_VERSION ? "number" : "string");
+            return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is not a %s", field_names[f],
+                             f == F_VERSION ? "number" : "string");
         /* Kept whole until the credentials are built: no further copy of the value. */
         ps->kept[f] = ps->event;
         ps->have[f] = true;
@@ -540,16 +528,17 @@ static enum cred_err read_document(struct parse *ps, char *msg, size_t msg_len)
     for (size_t i = 0; i < sizeof(opening) / sizeof(opening[0]); i++) {
         /* libyaml checks the encoding as it fills its buffer: bad UTF-8 fails here. */
         if (!next_event(ps))
-            return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not valid JSON");
+            return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not valid JSON");
         if (ps->event.type != opening[i] || has_anchor_or_tag(&ps->event))
-            return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not a JSON object");
+            return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not a JSON object");
     }
     enum cred_err err = read_members(ps, msg, msg_len);
     if (err != CRED_OK)
         return err;
     if (!next_event(ps) || ps->event.type != YAML_DOCUMENT_END_EVENT || !next_event(ps) ||
         ps->event.type != YAML_STREAM_END_EVENT)
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output has more than one document");
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER,
+                         "the output has more than one document");
     return CRED_OK;
 }
 
@@ -558,18 +547,18 @@ static enum cred_err required_string(const struct parse *ps, enum proc_field f,
                                      struct sig_slice *out, char *msg, size_t msg_len)
 {
     if (!ps->have[f])
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output has no %s", field_names[f]);
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output has no %s", field_names[f]);
     if (!is_string(&ps->kept[f]))
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is not a string", field_names[f]);
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is not a string", field_names[f]);
     *out = scalar_of(&ps->kept[f]);
     if (out->len == 0)
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is empty", field_names[f]);
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is empty", field_names[f]);
     if (out->len > CRED_MAX_VALUE)
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is over %d bytes", field_names[f],
-                    CRED_MAX_VALUE);
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is over %d bytes", field_names[f],
+                         CRED_MAX_VALUE);
     if (!is_header_safe(*out))
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER,
-                    "%s has a byte outside printable ASCII or a space", field_names[f]);
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER,
+                         "%s has a byte outside printable ASCII or a space", field_names[f]);
     return CRED_OK;
 }
 
@@ -586,15 +575,15 @@ static enum cred_err optional_string(const struct parse *ps, enum proc_field f,
     if (!ps->have[f] || is_null(&ps->kept[f]))
         return CRED_OK;
     if (!is_string(&ps->kept[f]))
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is not a string", field_names[f]);
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is not a string", field_names[f]);
     *out = scalar_of(&ps->kept[f]);
     if (out->len > CRED_MAX_VALUE)
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is over %d bytes", field_names[f],
-                    CRED_MAX_VALUE);
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "%s is over %d bytes", field_names[f],
+                         CRED_MAX_VALUE);
     /* The token goes into a header; the time is checked by its parser. */
     if (f == F_TOKEN && !is_header_safe(*out))
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER,
-                    "%s has a byte outside printable ASCII or a space", field_names[f]);
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER,
+                         "%s has a byte outside printable ASCII or a space", field_names[f]);
     return CRED_OK;
 }
 
@@ -604,11 +593,11 @@ static enum cred_err make_answer(const struct parse *ps, struct proc_answer *ans
 {
     /* botocore: parsed.get('Version') != 1 refuses a missing Version and the string "1". */
     if (!ps->have[F_VERSION])
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output has no Version");
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output has no Version");
     const yaml_event_t *v = &ps->kept[F_VERSION];
     if (v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
         !sig_slice_eq(scalar_of(v), SIG_SLICE_LIT("1")))
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "Version is not the number 1");
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "Version is not the number 1");
 
     struct sig_slice key_id, secret, token, expiration;
     enum cred_err err;
@@ -622,15 +611,15 @@ static enum cred_err make_answer(const struct parse *ps, struct proc_answer *ans
     bool has_expiration = ps->have[F_EXPIRATION] && !is_null(&ps->kept[F_EXPIRATION]);
     if (has_expiration) {
         if (!sts_parse_time(expiration, &expires))
-            return fail(msg, msg_len, CRED_ERR_BAD_ANSWER,
-                        "Expiration is not an ISO 8601 UTC time (YYYY-MM-DDTHH:MM:SSZ)");
+            return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER,
+                             "Expiration is not an ISO 8601 UTC time (YYYY-MM-DDTHH:MM:SSZ)");
         /* 0 stands for "never expires" in proc_answer: the epoch itself is long past anyway. */
         if (expires == 0)
-            return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "Expiration is the epoch");
+            return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "Expiration is the epoch");
     }
     struct cred *c = NULL;
     if (cred_new(key_id, secret, token, &c) != CRED_OK)
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the credentials are not usable");
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the credentials are not usable");
     ans->creds = c;
     ans->expiration = expires;
     return CRED_OK;
@@ -643,24 +632,24 @@ enum cred_err proc_parse_output(const uint8_t *out, size_t len, struct proc_answ
     if (msg != NULL && msg_len > 0)
         msg[0] = '\0';
     if (len > PROC_MAX_OUTPUT_BYTES)
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is over %u bytes",
-                    PROC_MAX_OUTPUT_BYTES);
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is over %u bytes",
+                         PROC_MAX_OUTPUT_BYTES);
     if (len == 0)
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is empty");
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is empty");
     if (!json_valid_object(out, len))
-        return fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not one JSON object");
+        return cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "the output is not one JSON object");
 
     struct parse ps = {0};
     enum cred_err err;
     /* A copy of the output: wiped and freed in parse_cleanup. */
     ps.compact = malloc(len);
     if (ps.compact == NULL) {
-        err = fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "out of memory reading the output");
+        err = cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "out of memory reading the output");
         goto out;
     }
     ps.compact_len = json_compact(out, len, ps.compact);
     if (!yaml_parser_initialize(&ps.parser)) {
-        err = fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "out of memory reading the output");
+        err = cred_fail(msg, msg_len, CRED_ERR_BAD_ANSWER, "out of memory reading the output");
         goto out;
     }
     ps.parser_ready = true;

@@ -65,20 +65,6 @@ static void wipe_free(void *p, size_t len)
     free(p);
 }
 
-static enum cred_err fail(char *err, size_t err_len, enum cred_err code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static enum cred_err fail(char *err, size_t err_len, enum cred_err code, const char *fmt, ...)
-{
-    if (err != NULL && err_len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* ---- locations ---- */
 
 /* Writes a + b into out (NUL-terminated); false if it does not fit. */
@@ -225,16 +211,17 @@ struct parser {
 
 static enum cred_err syntax(struct parser *p, const char *what)
 {
-    return fail(p->err, p->err_len, CRED_ERR_FILE_SYNTAX, "%s line %zu: %s", p->file_name,
-                p->line_no, what);
+    return cred_fail(p->err, p->err_len, CRED_ERR_FILE_SYNTAX, "%s line %zu: %s", p->file_name,
+                     p->line_no, what);
 }
 
 static enum cred_err add_entry(struct parser *p, struct sig_slice key, struct sig_slice sub,
                                struct sig_slice value)
 {
     if (p->f->entry_count >= p->f->entry_cap)
-        return fail(p->err, p->err_len, CRED_ERR_FILE_LIMIT, "%s line %zu: more than %u properties",
-                    p->file_name, p->line_no, PROF_MAX_PROPERTIES);
+        return cred_fail(p->err, p->err_len, CRED_ERR_FILE_LIMIT,
+                         "%s line %zu: more than %u properties", p->file_name, p->line_no,
+                         PROF_MAX_PROPERTIES);
     p->f->entries[p->f->entry_count++] = (struct prof_entry){
         .section = (uint32_t)(p->f->section_count - 1), .key = key, .sub = sub, .value = value};
     return CRED_OK;
@@ -250,8 +237,9 @@ static enum cred_err section_line(struct parser *p, struct sig_slice line)
     if (head.len < 2 || head.ptr[head.len - 1] != ']')
         return syntax(p, "a section header must end with ']'");
     if (++p->headers > PROF_MAX_SECTIONS)
-        return fail(p->err, p->err_len, CRED_ERR_FILE_LIMIT, "%s line %zu: more than %u sections",
-                    p->file_name, p->line_no, PROF_MAX_SECTIONS);
+        return cred_fail(p->err, p->err_len, CRED_ERR_FILE_LIMIT,
+                         "%s line %zu: more than %u sections", p->file_name, p->line_no,
+                         PROF_MAX_SECTIONS);
     struct sig_slice inner = trim(sub_slice(head, 1, head.len - 1));
     struct sig_slice name = {NULL, 0};
     enum prof_kind kind = PROF_KIND_PROFILE;
@@ -380,8 +368,8 @@ static enum cred_err parse_file(struct prof_file *f, int which, const char *file
         if (line.len > 0 && line.ptr[line.len - 1] == '\r')
             line.len--;
         if (line.len > PROF_MAX_LINE_BYTES)
-            return fail(err, err_len, CRED_ERR_FILE_LIMIT, "%s line %zu: longer than %u bytes",
-                        file_name, p.line_no, PROF_MAX_LINE_BYTES);
+            return cred_fail(err, err_len, CRED_ERR_FILE_LIMIT, "%s line %zu: longer than %u bytes",
+                             file_name, p.line_no, PROF_MAX_LINE_BYTES);
         /* Values end up in C strings (paths, commands): a NUL byte has no place in them. */
         if (find_byte(line, '\0') != line.len)
             return syntax(&p, "a NUL byte");
@@ -414,23 +402,23 @@ static enum cred_err read_file(const char *path, struct prof_file *f, char *err,
         int e = errno;
         if (e == ENOENT || e == ENOTDIR)
             return CRED_OK; /* a missing file is an empty one */
-        return fail(err, err_len, CRED_ERR_FILE_UNREADABLE, "cannot open %s: %s", path,
-                    strerror(e));
+        return cred_fail(err, err_len, CRED_ERR_FILE_UNREADABLE, "cannot open %s: %s", path,
+                         strerror(e));
     }
     enum cred_err rc = CRED_OK;
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        rc = fail(err, err_len, CRED_ERR_FILE_UNREADABLE, "cannot stat %s: %s", path,
-                  strerror(errno));
+        rc = cred_fail(err, err_len, CRED_ERR_FILE_UNREADABLE, "cannot stat %s: %s", path,
+                       strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = fail(err, err_len, CRED_ERR_FILE_UNREADABLE, "%s is not a regular file", path);
+        rc = cred_fail(err, err_len, CRED_ERR_FILE_UNREADABLE, "%s is not a regular file", path);
         goto out;
     }
     if (st.st_size > (off_t)PROF_MAX_FILE_BYTES) {
-        rc = fail(err, err_len, CRED_ERR_FILE_LIMIT, "%s is larger than %u bytes", path,
-                  PROF_MAX_FILE_BYTES);
+        rc = cred_fail(err, err_len, CRED_ERR_FILE_LIMIT, "%s is larger than %u bytes", path,
+                       PROF_MAX_FILE_BYTES);
         goto out;
     }
     /* One byte more than the size, to notice a file that grew since fstat. */
@@ -441,8 +429,8 @@ static enum cred_err read_file(const char *path, struct prof_file *f, char *err,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = fail(err, err_len, CRED_ERR_FILE_UNREADABLE, "cannot read %s: %s", path,
-                      strerror(errno));
+            rc = cred_fail(err, err_len, CRED_ERR_FILE_UNREADABLE, "cannot read %s: %s", path,
+                           strerror(errno));
             goto out;
         }
         if (n == 0)
@@ -450,7 +438,7 @@ static enum cred_err read_file(const char *path, struct prof_file *f, char *err,
         f->len += (size_t)n;
     }
     if (f->len == cap)
-        rc = fail(err, err_len, CRED_ERR_FILE_UNREADABLE, "%s changed while being read", path);
+        rc = cred_fail(err, err_len, CRED_ERR_FILE_UNREADABLE, "%s changed while being read", path);
 out:
     close(fd);
     return rc;
@@ -493,8 +481,8 @@ static enum cred_err copy_in(struct prof_file *f, struct sig_slice bytes, const 
                              char *err, size_t err_len)
 {
     if (bytes.len > PROF_MAX_FILE_BYTES)
-        return fail(err, err_len, CRED_ERR_FILE_LIMIT, "%s is larger than %u bytes", name,
-                    PROF_MAX_FILE_BYTES);
+        return cred_fail(err, err_len, CRED_ERR_FILE_LIMIT, "%s is larger than %u bytes", name,
+                         PROF_MAX_FILE_BYTES);
     f->bytes = prof_xmalloc(bytes.len);
     struct sig_buf b;
     sig_buf_init(&b, f->bytes, bytes.len);
@@ -691,21 +679,22 @@ enum cred_err cred_from_profile(const struct prof_set *set, struct sig_slice pro
     int plen = profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)profile.len;
     const char *pname = (const char *)profile.ptr;
     if (!prof_has_profile(set, profile))
-        return fail(msg, msg_len, CRED_ERR_NO_PROFILE,
-                    "profile %.*s is in neither the config nor the credentials file", plen, pname);
+        return cred_fail(msg, msg_len, CRED_ERR_NO_PROFILE,
+                         "profile %.*s is in neither the config nor the credentials file", plen,
+                         pname);
     for (size_t i = 0; i < sizeof(before_keys) / sizeof(before_keys[0]); i++)
         if (profile_has(set, profile, before_keys[i]))
-            return fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
-                        "profile %.*s uses %s, which sigv4d does not support yet", plen, pname,
-                        before_keys[i]);
+            return cred_fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
+                             "profile %.*s uses %s, which sigv4d does not support yet", plen, pname,
+                             before_keys[i]);
     if (prof_get(set, profile, SIG_SLICE_LIT("aws_access_key_id")).len == 0 &&
         prof_get(set, profile, SIG_SLICE_LIT("aws_secret_access_key")).len == 0) {
         static const char *const after_keys[] = {"credential_process", "credential_source"};
         for (size_t i = 0; i < sizeof(after_keys) / sizeof(after_keys[0]); i++)
             if (profile_has(set, profile, after_keys[i]))
-                return fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
-                            "profile %.*s uses %s, which sigv4d does not support yet", plen, pname,
-                            after_keys[i]);
+                return cred_fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
+                                 "profile %.*s uses %s, which sigv4d does not support yet", plen,
+                                 pname, after_keys[i]);
     }
     return cred_from_profile_keys(set, profile, out, msg, msg_len);
 }
@@ -720,15 +709,15 @@ enum cred_err cred_from_profile_keys(const struct prof_set *set, struct sig_slic
     struct sig_slice secret = prof_get(set, profile, SIG_SLICE_LIT("aws_secret_access_key"));
     struct sig_slice token = prof_get(set, profile, SIG_SLICE_LIT("aws_session_token"));
     if (id.len == 0 && secret.len == 0)
-        return fail(msg, msg_len, CRED_ERR_NOT_FOUND, "profile %.*s has no credentials", plen,
-                    pname);
+        return cred_fail(msg, msg_len, CRED_ERR_NOT_FOUND, "profile %.*s has no credentials", plen,
+                         pname);
     if (id.len == 0 || secret.len == 0)
-        return fail(msg, msg_len, CRED_ERR_INVALID, "profile %.*s has %s but no %s", plen, pname,
-                    id.len == 0 ? "aws_secret_access_key" : "aws_access_key_id",
-                    id.len == 0 ? "aws_access_key_id" : "aws_secret_access_key");
+        return cred_fail(msg, msg_len, CRED_ERR_INVALID, "profile %.*s has %s but no %s", plen,
+                         pname, id.len == 0 ? "aws_secret_access_key" : "aws_access_key_id",
+                         id.len == 0 ? "aws_access_key_id" : "aws_secret_access_key");
     enum cred_err e = cred_new(id, secret, token, out);
     if (e != CRED_OK)
-        return fail(msg, msg_len, e, "profile %.*s: %s", plen, pname, cred_err_str(e));
+        return cred_fail(msg, msg_len, e, "profile %.*s: %s", plen, pname, cred_err_str(e));
     return CRED_OK;
 }
 
@@ -760,16 +749,17 @@ static enum cred_err role_source(const struct prof_set *set, struct sig_slice pr
     struct sig_slice source = prof_get(set, profile, SIG_SLICE_LIT("credential_source"));
     r->source_profile = prof_get(set, profile, SIG_SLICE_LIT("source_profile"));
     if ((r->source_profile.len == 0) == (source.len == 0))
-        return fail(msg, msg_len, CRED_ERR_INVALID,
-                    "profile %.*s has role_arn and must have exactly one of source_profile and "
-                    "credential_source",
-                    plen, pname);
+        return cred_fail(
+            msg, msg_len, CRED_ERR_INVALID,
+            "profile %.*s has role_arn and must have exactly one of source_profile and "
+            "credential_source",
+            plen, pname);
     if (source.len != 0) {
         if (!sig_slice_eq(source, SIG_SLICE_LIT("Environment")))
-            return fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
-                        "profile %.*s: credential_source other than Environment is not "
-                        "supported yet",
-                        plen, pname);
+            return cred_fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
+                             "profile %.*s: credential_source other than Environment is not "
+                             "supported yet",
+                             plen, pname);
         r->source_environment = true;
         return CRED_OK;
     }
@@ -777,16 +767,17 @@ static enum cred_err role_source(const struct prof_set *set, struct sig_slice pr
         r->source_profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)r->source_profile.len;
     const char *sname = (const char *)r->source_profile.ptr;
     if (!prof_has_profile(set, r->source_profile))
-        return fail(msg, msg_len, CRED_ERR_NO_PROFILE,
-                    "profile %.*s: its source_profile %.*s is in neither file", plen, pname, slen,
-                    sname);
+        return cred_fail(msg, msg_len, CRED_ERR_NO_PROFILE,
+                         "profile %.*s: its source_profile %.*s is in neither file", plen, pname,
+                         slen, sname);
     /* A profile may name itself: its own keys sign the call (botocore does the same). */
     if (!sig_slice_eq(r->source_profile, profile) &&
         profile_has(set, r->source_profile, "role_arn"))
-        return fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
-                    "profile %.*s: its source_profile %.*s assumes a role too (chained roles are "
-                    "not supported yet)",
-                    plen, pname, slen, sname);
+        return cred_fail(
+            msg, msg_len, CRED_ERR_UNSUPPORTED,
+            "profile %.*s: its source_profile %.*s assumes a role too (chained roles are "
+            "not supported yet)",
+            plen, pname, slen, sname);
     return CRED_OK;
 }
 
@@ -797,15 +788,18 @@ enum cred_err prof_role(const struct prof_set *set, struct sig_slice profile, st
     int plen = profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)profile.len;
     const char *pname = (const char *)profile.ptr;
     if (!prof_has_profile(set, profile))
-        return fail(msg, msg_len, CRED_ERR_NO_PROFILE,
-                    "profile %.*s is in neither the config nor the credentials file", plen, pname);
+        return cred_fail(msg, msg_len, CRED_ERR_NO_PROFILE,
+                         "profile %.*s is in neither the config nor the credentials file", plen,
+                         pname);
     out->role_arn = prof_get(set, profile, SIG_SLICE_LIT("role_arn"));
     if (out->role_arn.len == 0)
-        return fail(msg, msg_len, CRED_ERR_NOT_FOUND, "profile %.*s assumes no role", plen, pname);
+        return cred_fail(msg, msg_len, CRED_ERR_NOT_FOUND, "profile %.*s assumes no role", plen,
+                         pname);
     if (profile_has(set, profile, "web_identity_token_file"))
-        return fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
-                    "profile %.*s uses web_identity_token_file, which sigv4d does not support yet",
-                    plen, pname);
+        return cred_fail(
+            msg, msg_len, CRED_ERR_UNSUPPORTED,
+            "profile %.*s uses web_identity_token_file, which sigv4d does not support yet", plen,
+            pname);
     enum cred_err e = role_source(set, profile, out, msg, msg_len);
     if (e != CRED_OK)
         return e;
@@ -813,7 +807,8 @@ enum cred_err prof_role(const struct prof_set *set, struct sig_slice profile, st
     out->session_name = prof_get(set, profile, SIG_SLICE_LIT("role_session_name"));
     struct sig_slice d = prof_get(set, profile, SIG_SLICE_LIT("duration_seconds"));
     if (d.len != 0 && !parse_duration(d, &out->duration_s))
-        return fail(msg, msg_len, CRED_ERR_INVALID,
-                    "profile %.*s: duration_seconds must be a number of 900 to 43200", plen, pname);
+        return cred_fail(msg, msg_len, CRED_ERR_INVALID,
+                         "profile %.*s: duration_seconds must be a number of 900 to 43200", plen,
+                         pname);
     return CRED_OK;
 }
