@@ -648,6 +648,16 @@ static bool profile_has(const struct prof_set *set, struct sig_slice profile, co
     return prof_find(set, PROF_KIND_PROFILE, profile, sig_slice_from_cstr(key), &v);
 }
 
+/* The arguments of "%.*s" for a profile name in a message, cut at PROF_MAX_NAME. */
+#define NAME_ARG(s) (int)((s).len > PROF_MAX_NAME ? PROF_MAX_NAME : (s).len), (const char *)(s).ptr
+
+static enum cred_err missing_profile(struct sig_slice profile, char *msg, size_t msg_len)
+{
+    return cred_fail(msg, msg_len, CRED_ERR_NO_PROFILE,
+                     "profile %.*s is in neither the config nor the credentials file",
+                     NAME_ARG(profile));
+}
+
 /* botocore's chain, in order: assume role and web identity and SSO come before the static keys
  * (a profile with role_arn assumes the role even when it has keys), the credential process
  * after them. */
@@ -676,25 +686,21 @@ enum cred_err cred_from_profile(const struct prof_set *set, struct sig_slice pro
                                 struct cred **out, char *msg, size_t msg_len)
 {
     *out = NULL;
-    int plen = profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)profile.len;
-    const char *pname = (const char *)profile.ptr;
     if (!prof_has_profile(set, profile))
-        return cred_fail(msg, msg_len, CRED_ERR_NO_PROFILE,
-                         "profile %.*s is in neither the config nor the credentials file", plen,
-                         pname);
+        return missing_profile(profile, msg, msg_len);
     for (size_t i = 0; i < sizeof(before_keys) / sizeof(before_keys[0]); i++)
         if (profile_has(set, profile, before_keys[i]))
             return cred_fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
-                             "profile %.*s uses %s, which sigv4d does not support yet", plen, pname,
-                             before_keys[i]);
+                             "profile %.*s uses %s, which sigv4d does not support yet",
+                             NAME_ARG(profile), before_keys[i]);
     if (prof_get(set, profile, SIG_SLICE_LIT("aws_access_key_id")).len == 0 &&
         prof_get(set, profile, SIG_SLICE_LIT("aws_secret_access_key")).len == 0) {
         static const char *const after_keys[] = {"credential_process", "credential_source"};
         for (size_t i = 0; i < sizeof(after_keys) / sizeof(after_keys[0]); i++)
             if (profile_has(set, profile, after_keys[i]))
                 return cred_fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
-                                 "profile %.*s uses %s, which sigv4d does not support yet", plen,
-                                 pname, after_keys[i]);
+                                 "profile %.*s uses %s, which sigv4d does not support yet",
+                                 NAME_ARG(profile), after_keys[i]);
     }
     return cred_from_profile_keys(set, profile, out, msg, msg_len);
 }
@@ -703,21 +709,20 @@ enum cred_err cred_from_profile_keys(const struct prof_set *set, struct sig_slic
                                      struct cred **out, char *msg, size_t msg_len)
 {
     *out = NULL;
-    int plen = profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)profile.len;
-    const char *pname = (const char *)profile.ptr;
     struct sig_slice id = prof_get(set, profile, SIG_SLICE_LIT("aws_access_key_id"));
     struct sig_slice secret = prof_get(set, profile, SIG_SLICE_LIT("aws_secret_access_key"));
     struct sig_slice token = prof_get(set, profile, SIG_SLICE_LIT("aws_session_token"));
     if (id.len == 0 && secret.len == 0)
-        return cred_fail(msg, msg_len, CRED_ERR_NOT_FOUND, "profile %.*s has no credentials", plen,
-                         pname);
+        return cred_fail(msg, msg_len, CRED_ERR_NOT_FOUND, "profile %.*s has no credentials",
+                         NAME_ARG(profile));
     if (id.len == 0 || secret.len == 0)
-        return cred_fail(msg, msg_len, CRED_ERR_INVALID, "profile %.*s has %s but no %s", plen,
-                         pname, id.len == 0 ? "aws_secret_access_key" : "aws_access_key_id",
+        return cred_fail(msg, msg_len, CRED_ERR_INVALID, "profile %.*s has %s but no %s",
+                         NAME_ARG(profile),
+                         id.len == 0 ? "aws_secret_access_key" : "aws_access_key_id",
                          id.len == 0 ? "aws_access_key_id" : "aws_secret_access_key");
     enum cred_err e = cred_new(id, secret, token, out);
     if (e != CRED_OK)
-        return cred_fail(msg, msg_len, e, "profile %.*s: %s", plen, pname, cred_err_str(e));
+        return cred_fail(msg, msg_len, e, "profile %.*s: %s", NAME_ARG(profile), cred_err_str(e));
     return CRED_OK;
 }
 
@@ -744,8 +749,6 @@ static bool parse_duration(struct sig_slice v, uint32_t *out)
 static enum cred_err role_source(const struct prof_set *set, struct sig_slice profile,
                                  struct prof_role *r, char *msg, size_t msg_len)
 {
-    int plen = profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)profile.len;
-    const char *pname = (const char *)profile.ptr;
     struct sig_slice source = prof_get(set, profile, SIG_SLICE_LIT("credential_source"));
     r->source_profile = prof_get(set, profile, SIG_SLICE_LIT("source_profile"));
     if ((r->source_profile.len == 0) == (source.len == 0))
@@ -753,23 +756,20 @@ static enum cred_err role_source(const struct prof_set *set, struct sig_slice pr
             msg, msg_len, CRED_ERR_INVALID,
             "profile %.*s has role_arn and must have exactly one of source_profile and "
             "credential_source",
-            plen, pname);
+            NAME_ARG(profile));
     if (source.len != 0) {
         if (!sig_slice_eq(source, SIG_SLICE_LIT("Environment")))
             return cred_fail(msg, msg_len, CRED_ERR_UNSUPPORTED,
                              "profile %.*s: credential_source other than Environment is not "
                              "supported yet",
-                             plen, pname);
+                             NAME_ARG(profile));
         r->source_environment = true;
         return CRED_OK;
     }
-    int slen =
-        r->source_profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)r->source_profile.len;
-    const char *sname = (const char *)r->source_profile.ptr;
     if (!prof_has_profile(set, r->source_profile))
         return cred_fail(msg, msg_len, CRED_ERR_NO_PROFILE,
-                         "profile %.*s: its source_profile %.*s is in neither file", plen, pname,
-                         slen, sname);
+                         "profile %.*s: its source_profile %.*s is in neither file",
+                         NAME_ARG(profile), NAME_ARG(r->source_profile));
     /* A profile may name itself: its own keys sign the call (botocore does the same). */
     if (!sig_slice_eq(r->source_profile, profile) &&
         profile_has(set, r->source_profile, "role_arn"))
@@ -777,7 +777,7 @@ static enum cred_err role_source(const struct prof_set *set, struct sig_slice pr
             msg, msg_len, CRED_ERR_UNSUPPORTED,
             "profile %.*s: its source_profile %.*s assumes a role too (chained roles are "
             "not supported yet)",
-            plen, pname, slen, sname);
+            NAME_ARG(profile), NAME_ARG(r->source_profile));
     return CRED_OK;
 }
 
@@ -785,21 +785,17 @@ enum cred_err prof_role(const struct prof_set *set, struct sig_slice profile, st
                         char *msg, size_t msg_len)
 {
     memset(out, 0, sizeof(*out));
-    int plen = profile.len > PROF_MAX_NAME ? (int)PROF_MAX_NAME : (int)profile.len;
-    const char *pname = (const char *)profile.ptr;
     if (!prof_has_profile(set, profile))
-        return cred_fail(msg, msg_len, CRED_ERR_NO_PROFILE,
-                         "profile %.*s is in neither the config nor the credentials file", plen,
-                         pname);
+        return missing_profile(profile, msg, msg_len);
     out->role_arn = prof_get(set, profile, SIG_SLICE_LIT("role_arn"));
     if (out->role_arn.len == 0)
-        return cred_fail(msg, msg_len, CRED_ERR_NOT_FOUND, "profile %.*s assumes no role", plen,
-                         pname);
+        return cred_fail(msg, msg_len, CRED_ERR_NOT_FOUND, "profile %.*s assumes no role",
+                         NAME_ARG(profile));
     if (profile_has(set, profile, "web_identity_token_file"))
         return cred_fail(
             msg, msg_len, CRED_ERR_UNSUPPORTED,
-            "profile %.*s uses web_identity_token_file, which sigv4d does not support yet", plen,
-            pname);
+            "profile %.*s uses web_identity_token_file, which sigv4d does not support yet",
+            NAME_ARG(profile));
     enum cred_err e = role_source(set, profile, out, msg, msg_len);
     if (e != CRED_OK)
         return e;
@@ -808,7 +804,7 @@ enum cred_err prof_role(const struct prof_set *set, struct sig_slice profile, st
     struct sig_slice d = prof_get(set, profile, SIG_SLICE_LIT("duration_seconds"));
     if (d.len != 0 && !parse_duration(d, &out->duration_s))
         return cred_fail(msg, msg_len, CRED_ERR_INVALID,
-                         "profile %.*s: duration_seconds must be a number of 900 to 43200", plen,
-                         pname);
+                         "profile %.*s: duration_seconds must be a number of 900 to 43200",
+                         NAME_ARG(profile));
     return CRED_OK;
 }

@@ -20,13 +20,7 @@
 
 #include "process.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
-
-#define MAX_TIME 253402300799 /* 9999-12-31T23:59:59Z */
+#include "fuzz_check.h"
 
 static void check_msg(const char *msg, size_t cap, bool empty)
 {

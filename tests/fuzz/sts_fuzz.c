@@ -23,13 +23,7 @@
 
 #include "sts.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
-
-#define MAX_TIME 253402300799 /* 9999-12-31T23:59:59Z */
+#include "fuzz_check.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
